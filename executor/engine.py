@@ -1,0 +1,371 @@
+"""The verification engine: batches of tasks and answers in, verdicts out.
+
+Static checks run here, in the caller's process, on text only. Everything that
+evaluates request content (programs, inputs, outputs, answers, equality) runs in
+the sandbox pool.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+from collections.abc import Sequence
+from concurrent.futures import Future
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from executor import aggregate, static_checks
+from executor.cache import MemoryCache, NoCache, ResultCache, cache_key
+from executor.limits import Limits, SizeLimits
+from executor.policy import Policy
+from executor.sandbox.pool import PoolConfig, SandboxPool
+from executor.sandbox.runtime import RUNTIME_VERSION
+from executor.verdicts import (
+    Answer,
+    Finding,
+    InputOutcome,
+    ValidateResult,
+    ValidateTask,
+    Verdict,
+    VerifyResult,
+)
+
+log = logging.getLogger(__name__)
+
+
+class EngineSettings(BaseModel):
+    limits: Limits = Field(default_factory=Limits)
+    sizes: SizeLimits = Field(default_factory=SizeLimits)
+    policy: Policy = Field(default_factory=Policy)
+    backend: Literal["local", "docker"] = "local"
+    lanes: int = Field(4, ge=1, le=64, description="Distinct hash-seed lanes (the most repeats).")
+    zygotes_per_lane: int = Field(1, ge=1, le=64)
+    batch_size: int = Field(16, ge=1, le=1024)
+    sandbox_uid_base: int | None = Field(61000, description="First uid for children when root.")
+    max_timeout_s: float = Field(30.0, gt=0)
+    cache_entries: int = Field(100_000, ge=0)
+    retries: int = Field(1, ge=0, le=5, description="Re-runs of a sandbox_error before it is returned.")
+
+
+class Engine:
+    """Validate proposals and verify answers. Thread-safe; one pool per engine."""
+
+    def __init__(
+        self,
+        settings: EngineSettings | None = None,
+        cache: ResultCache | None = None,
+        pool: SandboxPool | None = None,
+    ) -> None:
+        self.settings = settings or EngineSettings()
+        if cache is None:
+            entries = self.settings.cache_entries
+            cache = MemoryCache(entries) if entries else NoCache()
+        self.cache = cache
+        self.pool = pool or SandboxPool(
+            PoolConfig(
+                lanes=self.settings.lanes,
+                zygotes_per_lane=self.settings.zygotes_per_lane,
+                batch_size=self.settings.batch_size,
+                sandbox_uid_base=self.settings.sandbox_uid_base,
+                max_output_chars=self.settings.limits.max_output_chars,
+                max_print_chars=self.settings.limits.max_print_chars,
+            )
+        )
+        self._lane_counter = itertools.count()
+        self._lane_lock = threading.Lock()
+        self._fingerprint = {
+            "policy": self.settings.policy.fingerprint(),
+            "runtime": RUNTIME_VERSION,
+            "sizes": self.settings.sizes.model_dump(),
+        }
+
+    def start(self) -> None:
+        self.pool.start()
+
+    def close(self) -> None:
+        self.pool.close()
+
+    def __enter__(self) -> Engine:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ helpers
+    def limits_for(self, timeout_s: float | None) -> Limits:
+        limits = self.settings.limits
+        if timeout_s is not None:
+            limits = limits.model_copy(update={"timeout_s": min(float(timeout_s), self.settings.max_timeout_s)})
+        return limits
+
+    def _next_lane(self) -> int:
+        with self._lane_lock:
+            return next(self._lane_counter)
+
+    def _submit(self, job: dict[str, Any], lane: int) -> Future[dict[str, Any]]:
+        return self.pool.submit(job, lane)
+
+    def _results(self, futures: list[Future[dict[str, Any]]], jobs: list[tuple[dict[str, Any], int]]) -> list[dict[str, Any]]:
+        """Wait for results; re-run sandbox errors up to `retries` times."""
+        results = [future.result() for future in futures]
+        for _ in range(self.settings.retries):
+            again = [i for i, r in enumerate(results) if r.get("status") == "sandbox_error"]
+            if not again:
+                break
+            log.warning("retrying %d job(s) after sandbox errors", len(again))
+            retried = [self._submit(jobs[i][0], jobs[i][1] + 1) for i in again]
+            for index, future in zip(again, retried, strict=True):
+                results[index] = future.result()
+        return results
+
+    # ------------------------------------------------------------------ validate
+    def validate(
+        self, tasks: Sequence[ValidateTask], repeats: int = 2, timeout_s: float | None = None
+    ) -> list[ValidateResult]:
+        """Static checks, then `repeats` isolated runs per input; outputs must agree."""
+        sizes, policy = self.settings.sizes, self.settings.policy
+        repeats = max(1, min(int(repeats), sizes.max_repeats, self.settings.lanes))
+        limits = self.limits_for(timeout_s)
+        job_limits = limits.for_job()
+
+        program_findings: list[Finding | None] = []
+        outcomes: list[list[InputOutcome | None]] = []
+        pending: list[tuple[int, int, str]] = []  # (task index, input index, cache key)
+        for task in tasks:
+            finding = static_checks.check_program(task.program, policy, sizes)
+            if finding is None and not task.inputs:
+                finding = Finding(Verdict.INVALID_INPUT, "the task has no inputs; give at least one")
+            if finding is None and len(task.inputs) > sizes.max_inputs_per_task:
+                finding = Finding(
+                    Verdict.INVALID_INPUT,
+                    f"the task has {len(task.inputs)} inputs; the limit is {sizes.max_inputs_per_task}",
+                )
+            program_findings.append(finding)
+            row: list[InputOutcome | None] = []
+            for index, text in enumerate(task.inputs):
+                if finding is not None:
+                    row.append(InputOutcome(finding.verdict, detail=finding.message, line=finding.line))
+                    continue
+                input_finding = static_checks.check_arguments(text, policy, sizes.max_input_chars)
+                if input_finding is not None:
+                    row.append(InputOutcome(input_finding.verdict, detail=input_finding.message))
+                    continue
+                row.append(None)
+                key = cache_key("validate", task.program, text, repeats, limits.model_dump(), self._fingerprint)
+                pending.append((len(outcomes), index, key))
+            outcomes.append(row)
+
+        self._run_validations(tasks, outcomes, pending, repeats, job_limits)
+
+        results: list[ValidateResult] = []
+        for task, finding, row in zip(tasks, program_findings, outcomes, strict=True):
+            final = [o if o is not None else InputOutcome(Verdict.SANDBOX_ERROR) for o in row]
+            if finding is not None:
+                results.append(
+                    ValidateResult(
+                        task.id, False, finding.verdict, [None] * len(final),
+                        [o.verdict for o in final], finding.message, [finding.message] * len(final), finding.line,
+                    )
+                )
+                continue
+            verdict, detail = aggregate.task_verdict(final)
+            results.append(
+                ValidateResult(
+                    task.id,
+                    verdict is Verdict.OK,
+                    verdict,
+                    [o.output if o.verdict is Verdict.OK else None for o in final],
+                    [o.verdict for o in final],
+                    detail,
+                    [o.detail for o in final],
+                )
+            )
+        return results
+
+    def _run_validations(
+        self,
+        tasks: Sequence[ValidateTask],
+        outcomes: list[list[InputOutcome | None]],
+        pending: list[tuple[int, int, str]],
+        repeats: int,
+        job_limits: dict[str, Any],
+    ) -> None:
+        if not pending:
+            return
+        unique_keys = list(dict.fromkeys(key for _, _, key in pending))
+        cached = dict(zip(unique_keys, self.cache.get_many(unique_keys), strict=True))
+        to_run: dict[str, tuple[int, int]] = {}
+        for task_index, input_index, key in pending:
+            hit = cached.get(key)
+            if hit is not None:
+                outcomes[task_index][input_index] = aggregate.outcome_from_cache(hit)
+            elif key not in to_run:
+                to_run[key] = (task_index, input_index)
+
+        jobs: list[tuple[dict[str, Any], int]] = []
+        for task_index, input_index in to_run.values():
+            task = tasks[task_index]
+            base = self._next_lane()
+            job = {
+                "mode": "run",
+                "program": task.program,
+                "input": task.inputs[input_index],
+                "calls": 2,
+                "limits": job_limits,
+            }
+            jobs.extend((job, base + repeat) for repeat in range(repeats))
+        futures = [self._submit(job, lane) for job, lane in jobs]
+        results = self._results(futures, jobs)
+
+        fresh: dict[str, dict[str, Any]] = {}
+        for position, key in enumerate(to_run):
+            outcome = aggregate.combine_repeats(results[position * repeats : (position + 1) * repeats])
+            if outcome.verdict not in aggregate.UNCACHEABLE:
+                fresh[key] = aggregate.outcome_to_cache(outcome)
+            cached[key] = aggregate.outcome_to_cache(outcome)
+            cached[key]["_fresh"] = True
+        for task_index, input_index, key in pending:
+            if outcomes[task_index][input_index] is None:
+                data = cached[key]
+                outcome = aggregate.outcome_from_cache(data)
+                outcome.cached = False
+                outcomes[task_index][input_index] = outcome
+        if fresh:
+            self.cache.set_many(fresh)
+
+    # ------------------------------------------------------------------ verify
+    def verify(self, answers: Sequence[Answer], timeout_s: float | None = None) -> list[VerifyResult]:
+        """Judge solver answers for deduction, abduction and induction tasks."""
+        limits = self.limits_for(timeout_s)
+        job_limits = limits.for_job()
+        results: list[VerifyResult | None] = [None] * len(answers)
+        plans: list[tuple[int, str, list[dict[str, Any]]]] = []
+        for index, answer in enumerate(answers):
+            plan = self._plan_answer(answer, job_limits)
+            if isinstance(plan, VerifyResult):
+                results[index] = plan
+            else:
+                key = cache_key("verify", plan, limits.model_dump(), self._fingerprint)
+                plans.append((index, key, plan))
+
+        keys = list(dict.fromkeys(key for _, key, _ in plans))
+        cached = dict(zip(keys, self.cache.get_many(keys), strict=True))
+        to_run: dict[str, list[dict[str, Any]]] = {}
+        for index, key, plan in plans:
+            hit = cached.get(key)
+            if hit is not None:
+                results[index] = VerifyResult(
+                    answers[index].id, hit["verdict"] == "ok", Verdict(hit["verdict"]), hit["detail"], cached=True
+                )
+            else:
+                to_run.setdefault(key, plan)
+
+        flat: list[tuple[dict[str, Any], int]] = []
+        for plan in to_run.values():
+            base = self._next_lane()
+            flat.extend((job, base + offset) for offset, job in enumerate(plan))
+        futures = [self._submit(job, lane) for job, lane in flat]
+        run_results = self._results(futures, flat)
+
+        judged: dict[str, tuple[Verdict, str]] = {}
+        fresh: dict[str, dict[str, Any]] = {}
+        position = 0
+        for key, plan in to_run.items():
+            chunk = run_results[position : position + len(plan)]
+            position += len(plan)
+            verdict, detail = aggregate.induction_verdict(chunk)
+            judged[key] = (verdict, detail)
+            if verdict not in aggregate.UNCACHEABLE:
+                fresh[key] = {"verdict": verdict.value, "detail": detail}
+        for index, key, _ in plans:
+            if results[index] is None:
+                verdict, detail = judged[key]
+                results[index] = VerifyResult(answers[index].id, verdict is Verdict.OK, verdict, detail)
+        if fresh:
+            self.cache.set_many(fresh)
+        return [r if r is not None else VerifyResult("", False, Verdict.SANDBOX_ERROR) for r in results]
+
+    def _plan_answer(self, answer: Answer, job_limits: dict[str, Any]) -> VerifyResult | list[dict[str, Any]]:
+        """The sandbox jobs that decide one answer, or its verdict if a static check decides it."""
+        sizes, policy = self.settings.sizes, self.settings.policy
+
+        def reject(finding: Finding) -> VerifyResult:
+            return VerifyResult(answer.id, False, finding.verdict, finding.message, finding.line)
+
+        if answer.task_type == "deduction":
+            if answer.output is None:
+                return reject(Finding(Verdict.INVALID_INPUT, "a deduction answer needs the gold 'output'"))
+            for text, what in ((answer.answer, "answer"), (answer.output, "gold output")):
+                finding = static_checks.check_expression(text, policy, sizes.max_answer_chars, what)
+                if finding is not None:
+                    return reject(finding)
+            program = answer.program
+            if program is not None and static_checks.check_program(program, policy, sizes) is not None:
+                program = None  # the gold output is what counts; evaluate without the program
+            return [
+                {
+                    "mode": "check_value",
+                    "program": program,
+                    "expected": answer.output.strip(),
+                    "answer": answer.answer.strip(),
+                    "limits": job_limits,
+                }
+            ]
+
+        if answer.task_type == "abduction":
+            if answer.program is None or answer.output is None:
+                return reject(Finding(Verdict.INVALID_INPUT, "an abduction answer needs 'program' and 'output'"))
+            finding = static_checks.check_program(answer.program, policy, sizes)
+            finding = finding or static_checks.check_arguments(answer.answer, policy, sizes.max_answer_chars, "answer")
+            finding = finding or static_checks.check_expression(
+                answer.output, policy, sizes.max_answer_chars, "gold output"
+            )
+            if finding is not None:
+                return reject(finding)
+            return [
+                {
+                    "mode": "check_call",
+                    "program": answer.program,
+                    "input": answer.answer,
+                    "expected": answer.output.strip(),
+                    "limits": job_limits,
+                }
+            ]
+
+        if answer.task_type == "induction":
+            if not answer.cases:
+                return reject(Finding(Verdict.INVALID_INPUT, "an induction answer needs at least one case"))
+            if len(answer.cases) > sizes.max_cases_per_answer:
+                return reject(
+                    Finding(
+                        Verdict.INVALID_INPUT,
+                        f"{len(answer.cases)} cases; the limit is {sizes.max_cases_per_answer}",
+                    )
+                )
+            finding = static_checks.check_program(answer.answer, policy, sizes)
+            if finding is not None:
+                return reject(finding)
+            jobs = []
+            for number, case in enumerate(answer.cases):
+                case_finding = static_checks.check_arguments(
+                    case.input, policy, sizes.max_input_chars, f"input of case {number}"
+                ) or static_checks.check_expression(
+                    case.output, policy, sizes.max_answer_chars, f"output of case {number}"
+                )
+                if case_finding is not None:
+                    return reject(case_finding)
+                jobs.append(
+                    {
+                        "mode": "check_call",
+                        "program": answer.answer,
+                        "input": case.input,
+                        "expected": case.output.strip(),
+                        "limits": job_limits,
+                    }
+                )
+            return jobs
+
+        return reject(Finding(Verdict.INVALID_INPUT, f"unknown task_type {answer.task_type!r}"))

@@ -1,0 +1,307 @@
+"""A pool of warm zygotes, arranged in lanes with distinct hash seeds.
+
+Repeat ``j`` of a determinism check goes to lane ``(base + j) % lanes``, so two
+repeats of one (program, input) always run in different interpreter processes,
+started with different ``PYTHONHASHSEED`` values (and so different address
+layouts).  Each zygote is driven by one thread that takes jobs from its lane's
+queue in small batches, so a batch costs one round trip to the zygote while every
+job still runs in its own forked child.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+from executor.sandbox import runtime
+
+log = logging.getLogger(__name__)
+
+RUNTIME_PATH = Path(runtime.__file__).resolve()
+Job = dict[str, Any]
+Result = dict[str, Any]
+
+
+def default_sandbox_python() -> str:
+    """The system interpreter: its stdlib is world-readable, unlike a per-user install.
+
+    Children drop to an unprivileged uid, so an interpreter under /root (pyenv) could
+    not import any module that the zygote did not preload.
+    """
+    for candidate in (os.environ.get("AZR_SANDBOX_PYTHON", ""), "/usr/bin/python3", sys.executable):
+        if candidate and os.path.exists(candidate):
+            return os.path.realpath(candidate)
+    return os.path.realpath(sys.executable)
+
+
+@dataclass
+class PoolConfig:
+    lanes: int = 4
+    zygotes_per_lane: int = 1
+    batch_size: int = 16
+    sandbox_uid_base: int | None = 61000
+    max_output_chars: int = 200_000
+    max_print_chars: int = 1_000_000
+    python: str = field(default_factory=lambda: default_sandbox_python())
+
+
+class ZygoteChannel(Protocol):
+    """A running zygote reached over a byte stream (a local process, or a container)."""
+
+    reader: IO[bytes]
+    writer: IO[bytes]
+
+    def alive(self) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+class LocalZygoteChannel:
+    """A zygote as a child process of this one, spoken to over its stdin/stdout."""
+
+    def __init__(self, python: str, hash_seed: int) -> None:
+        env = {"PYTHONHASHSEED": str(hash_seed), "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
+        self.process = subprocess.Popen(
+            [python, "-s", "-S", "-B", str(RUNTIME_PATH)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=None,
+            env=env,
+            close_fds=True,
+            start_new_session=True,
+        )
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.writer = self.process.stdin
+        self.reader = self.process.stdout
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def close(self) -> None:
+        for stream in (self.writer, self.reader):
+            try:
+                stream.close()
+            except OSError:
+                pass
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+
+
+ChannelFactory = Callable[[int, int], ZygoteChannel]
+
+
+def local_channel_factory(config: PoolConfig) -> ChannelFactory:
+    return lambda slot, seed: LocalZygoteChannel(config.python, seed)
+
+
+class ZygoteDied(RuntimeError):
+    pass
+
+
+class ZygoteClient:
+    """One zygote: hello handshake, then batches of jobs."""
+
+    def __init__(self, factory: ChannelFactory, slot: int, seed: int, hello: dict[str, Any]) -> None:
+        self.factory = factory
+        self.slot = slot
+        self.seed = seed
+        self.hello = hello
+        self.channel: ZygoteChannel | None = None
+        self.info: dict[str, Any] = {}
+        self.restarts = 0
+
+    def start(self) -> None:
+        self.channel = self.factory(self.slot, self.seed)
+        runtime.write_frame(self.channel.writer, self.hello)
+        ready = runtime.read_frame(self.channel.reader)
+        if not ready or "ready" not in ready:
+            raise ZygoteDied(f"zygote {self.slot} did not start")
+        self.info = ready["ready"]
+
+    def run(self, jobs: Sequence[Job]) -> list[Result]:
+        if self.channel is None or not self.channel.alive():
+            self.restart()
+        assert self.channel is not None
+        try:
+            runtime.write_frame(self.channel.writer, {"jobs": list(jobs)})
+            reply = runtime.read_frame(self.channel.reader)
+        except (OSError, ValueError) as exc:
+            raise ZygoteDied(f"zygote {self.slot}: {exc}") from exc
+        if reply is None or len(reply.get("results", ())) != len(jobs):
+            raise ZygoteDied(f"zygote {self.slot} closed its channel")
+        results: list[Result] = reply["results"]
+        return results
+
+    def restart(self) -> None:
+        self.close()
+        self.restarts += 1
+        log.warning("restarting zygote %d (restart #%d)", self.slot, self.restarts)
+        self.start()
+
+    def close(self) -> None:
+        if self.channel is not None:
+            self.channel.close()
+            self.channel = None
+
+
+@dataclass
+class _Pending:
+    job: Job
+    future: Future[Result]
+
+
+class SandboxPool:
+    """Lanes of zygotes; `submit(job, lane)` returns a Future of the job's result."""
+
+    def __init__(self, config: PoolConfig | None = None, factory: ChannelFactory | None = None) -> None:
+        self.config = config or PoolConfig()
+        self.factory = factory or local_channel_factory(self.config)
+        self._queues: list[queue.SimpleQueue[_Pending | None]] = [
+            queue.SimpleQueue() for _ in range(self.config.lanes)
+        ]
+        self._threads: list[threading.Thread] = []
+        self._zygotes: list[ZygoteClient] = []
+        self._busy = 0
+        self._busy_lock = threading.Lock()
+        self._started = False
+        self._start_lock = threading.Lock()
+        self.executions = 0
+        self.on_batch: Callable[[int, float], None] | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        with self._start_lock:
+            if self._started:
+                return
+            base_seed = int.from_bytes(os.urandom(2), "big") * 64
+            for lane in range(self.config.lanes):
+                for index in range(self.config.zygotes_per_lane):
+                    slot = lane * self.config.zygotes_per_lane + index
+                    uid = None
+                    if self.config.sandbox_uid_base is not None:
+                        uid = self.config.sandbox_uid_base + slot
+                    hello = {
+                        "max_output_chars": self.config.max_output_chars,
+                        "max_print_chars": self.config.max_print_chars,
+                        "sandbox_uid": uid,
+                        "sandbox_gid": uid,
+                    }
+                    zygote = ZygoteClient(self.factory, slot, base_seed + lane + 1, hello)
+                    zygote.start()
+                    self._zygotes.append(zygote)
+                    thread = threading.Thread(
+                        target=self._serve_lane, args=(zygote, lane), daemon=True, name=f"zygote-{slot}"
+                    )
+                    thread.start()
+                    self._threads.append(thread)
+            self._started = True
+            log.info(
+                "sandbox pool ready: %d lanes x %d zygotes, seccomp=%s",
+                self.config.lanes,
+                self.config.zygotes_per_lane,
+                self._zygotes[0].info.get("seccomp"),
+            )
+
+    def close(self) -> None:
+        with self._start_lock:
+            if not self._started:
+                return
+            for lane_queue in self._queues:
+                for _ in range(self.config.zygotes_per_lane):
+                    lane_queue.put(None)
+            for thread in self._threads:
+                thread.join(timeout=30)
+            for zygote in self._zygotes:
+                zygote.close()
+            self._zygotes.clear()
+            self._threads.clear()
+            self._started = False
+
+    def __enter__(self) -> SandboxPool:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ state
+    @property
+    def size(self) -> int:
+        return self.config.lanes * self.config.zygotes_per_lane
+
+    @property
+    def busy(self) -> int:
+        return self._busy
+
+    def zygote_info(self) -> list[dict[str, Any]]:
+        return [dict(z.info, slot=z.slot, restarts=z.restarts) for z in self._zygotes]
+
+    def healthy(self) -> bool:
+        return self._started and all(z.channel is not None and z.channel.alive() for z in self._zygotes)
+
+    # ------------------------------------------------------------------ work
+    def submit(self, job: Job, lane: int) -> Future[Result]:
+        if not self._started:
+            self.start()
+        future: Future[Result] = Future()
+        self._queues[lane % self.config.lanes].put(_Pending(job, future))
+        return future
+
+    def run(self, jobs: Sequence[tuple[Job, int]]) -> list[Result]:
+        """Run (job, lane) pairs and wait for all results, in order."""
+        futures = [self.submit(job, lane) for job, lane in jobs]
+        return [future.result() for future in futures]
+
+    def _serve_lane(self, zygote: ZygoteClient, lane: int) -> None:
+        lane_queue = self._queues[lane]
+        while True:
+            first = lane_queue.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < self.config.batch_size:
+                try:
+                    item = lane_queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    lane_queue.put(None)
+                    break
+                batch.append(item)
+            with self._busy_lock:
+                self._busy += 1
+            started = time.perf_counter()
+            try:
+                results = self._run_with_retry(zygote, [p.job for p in batch])
+            finally:
+                with self._busy_lock:
+                    self._busy -= 1
+            self.executions += len(batch)
+            if self.on_batch is not None:
+                self.on_batch(len(batch), time.perf_counter() - started)
+            for pending, result in zip(batch, results, strict=True):
+                pending.future.set_result(result)
+
+    def _run_with_retry(self, zygote: ZygoteClient, jobs: list[Job]) -> list[Result]:
+        for attempt in range(2):
+            try:
+                return zygote.run(jobs)
+            except ZygoteDied as exc:
+                log.error("sandbox failure on attempt %d: %s", attempt + 1, exc)
+                try:
+                    zygote.restart()
+                except Exception as restart_error:  # noqa: BLE001
+                    log.error("zygote restart failed: %s", restart_error)
+        detail = "the sandbox failed twice while running this job"
+        return [{"status": "sandbox_error", "detail": detail} for _ in jobs]

@@ -1,0 +1,876 @@
+"""The sandbox runtime: a warm fork server ("zygote") that runs untrusted programs.
+
+This file is self-contained and imports only the standard library, so the very same
+code runs in a local process tree (the embedded default) and inside a sandbox
+container (the Docker backend).  It is started as::
+
+    python3 -s -S -B runtime.py [--socket PATH]
+
+and then serves length-prefixed JSON frames on stdin/stdout (or on one connection
+of a unix socket).  A request frame is ``{"jobs": [...]}``; the reply is
+``{"results": [...]}`` with one result per job, in order.
+
+Every job runs in a **fresh child process** forked from the zygote.  Before any
+untrusted code runs, the child:
+
+* moves into its own process group and closes every inherited file descriptor
+  except a dedicated result pipe (stdin/stdout/stderr become ``/dev/null``);
+* drops to an unprivileged uid/gid when the zygote runs as root;
+* sets rlimits on CPU time, address space, processes (no fork), open files,
+  file size and core dumps;
+* loads a seccomp filter (x86-64) that denies sockets, fork/exec, signals to
+  other processes, namespaces, mounts, ptrace, SysV/POSIX IPC and every file
+  write;
+* installs a Python audit hook that refuses file access outside the standard
+  library, sockets, subprocesses, ``ctypes`` and signals, and records each
+  attempt so the verdict becomes ``forbidden`` even if the program catches the
+  error.
+
+The zygote enforces the wall-clock deadline itself and SIGKILLs the child's whole
+process group when it passes, then reaps it, so nothing is ever left behind.
+"""
+
+from __future__ import annotations
+
+import builtins
+import ctypes
+import gc
+import json
+import os
+import resource
+import select
+import signal
+import struct
+import sys
+import time
+
+RUNTIME_VERSION = "1"
+FRAME_HEADER = struct.Struct(">I")
+MAX_FRAME_BYTES = 256 * 1024 * 1024
+RESULT_MARKER = b"AZR-RESULT\n"
+
+# Modules imported once in the zygote so that children get them for the price of a fork.
+PRELOADED_MODULES = (
+    "collections",
+    "itertools",
+    "functools",
+    "math",
+    "re",
+    "string",
+    "heapq",
+    "bisect",
+    "operator",
+    "typing",
+    "copy",
+    "decimal",
+    "fractions",
+    "statistics",
+    "dataclasses",
+    "enum",
+    "textwrap",
+    "unicodedata",
+    "array",
+)
+
+
+# --------------------------------------------------------------------------- framing
+
+
+def read_exact(stream, size: int) -> bytes | None:
+    chunks = []
+    remaining = size
+    while remaining:
+        chunk = stream.read(remaining)
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
+
+
+def read_frame(stream) -> dict | None:
+    header = read_exact(stream, FRAME_HEADER.size)
+    if header is None:
+        return None
+    (size,) = FRAME_HEADER.unpack(header)
+    if size > MAX_FRAME_BYTES:
+        raise ValueError(f"frame of {size} bytes exceeds {MAX_FRAME_BYTES}")
+    body = read_exact(stream, size)
+    if body is None:
+        return None
+    return json.loads(body)
+
+
+def write_frame(stream, message: dict) -> None:
+    body = json.dumps(message, separators=(",", ":")).encode()
+    stream.write(FRAME_HEADER.pack(len(body)) + body)
+    stream.flush()
+
+
+# --------------------------------------------------------------------------- seccomp
+
+# x86-64 system call numbers.
+_DENY_EPERM = {
+    "socket": 41,
+    "socketpair": 53,
+    "fork": 57,
+    "vfork": 58,
+    "execve": 59,
+    "kill": 62,
+    "tkill": 200,
+    "tgkill": 234,
+    "ptrace": 101,
+    "setpgid": 109,
+    "setsid": 112,
+    "chroot": 161,
+    "mount": 165,
+    "umount2": 166,
+    "pivot_root": 155,
+    "unshare": 272,
+    "setns": 308,
+    "mq_open": 240,
+    "shmget": 29,
+    "shmat": 30,
+    "semget": 64,
+    "msgget": 68,
+    "keyctl": 250,
+    "add_key": 248,
+    "request_key": 249,
+    "bpf": 321,
+    "perf_event_open": 298,
+    "process_vm_readv": 310,
+    "process_vm_writev": 311,
+    "name_to_handle_at": 303,
+    "open_by_handle_at": 304,
+    "userfaultfd": 323,
+    "personality": 135,
+    "reboot": 169,
+    "kexec_load": 246,
+    "init_module": 175,
+    "finit_module": 313,
+    "delete_module": 176,
+    "iopl": 172,
+    "ioperm": 173,
+    "acct": 163,
+    "swapon": 167,
+    "swapoff": 168,
+    "sethostname": 170,
+    "setdomainname": 171,
+    "settimeofday": 164,
+    "clock_settime": 227,
+    "execveat": 322,
+    "creat": 85,
+    "rename": 82,
+    "renameat": 264,
+    "renameat2": 316,
+    "mkdir": 83,
+    "mkdirat": 258,
+    "rmdir": 84,
+    "unlink": 87,
+    "unlinkat": 263,
+    "link": 86,
+    "linkat": 265,
+    "symlink": 88,
+    "symlinkat": 266,
+    "chmod": 90,
+    "fchmod": 91,
+    "fchmodat": 268,
+    "chown": 92,
+    "fchown": 93,
+    "lchown": 94,
+    "fchownat": 260,
+    "truncate": 76,
+    "ftruncate": 77,
+    "mknod": 133,
+    "mknodat": 259,
+    "memfd_create": 319,
+    "pidfd_open": 434,
+    "pidfd_send_signal": 424,
+    "pidfd_getfd": 438,
+    "io_uring_setup": 425,
+    "io_uring_enter": 426,
+    "io_uring_register": 427,
+    "rt_sigqueueinfo": 129,
+    "rt_tgsigqueueinfo": 297,
+}
+_DENY_ENOSYS = {"clone3": 435, "openat2": 437}
+_NR_OPEN, _NR_OPENAT, _NR_CLONE = 2, 257, 56
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+_CLONE_THREAD = 0x00010000
+_AUDIT_ARCH_X86_64 = 0xC000003E
+
+
+def _bpf_stmt(code: int, k: int) -> bytes:
+    return struct.pack("HBBI", code, 0, 0, k)
+
+
+def _bpf_jump(code: int, k: int, jt: int, jf: int) -> bytes:
+    return struct.pack("HBBI", code, jt, jf, k)
+
+
+def build_seccomp_program() -> bytes:
+    """Return the BPF program (x86-64) as raw ``struct sock_filter`` bytes."""
+    ld_abs, jeq, jset, ret = 0x20, 0x15, 0x45, 0x06
+    allow, errno_base, kill = 0x7FFF0000, 0x00050000, 0x80000000
+    eperm, eacces, enosys = 1, 13, 38
+    prog = [
+        _bpf_stmt(ld_abs, 4),  # seccomp_data.arch
+        _bpf_jump(jeq, _AUDIT_ARCH_X86_64, 1, 0),
+        _bpf_stmt(ret, kill),
+        _bpf_stmt(ld_abs, 0),  # seccomp_data.nr
+        _bpf_jump(jset, 0x40000000, 0, 1),  # the x32 ABI
+        _bpf_stmt(ret, errno_base | eperm),
+    ]
+    for nr in sorted(_DENY_EPERM.values()):
+        prog += [_bpf_jump(jeq, nr, 0, 1), _bpf_stmt(ret, errno_base | eperm)]
+    for nr in sorted(_DENY_ENOSYS.values()):
+        prog += [_bpf_jump(jeq, nr, 0, 1), _bpf_stmt(ret, errno_base | enosys)]
+    # open(path, flags) and openat(dirfd, path, flags): refuse any write access.
+    for nr, arg in ((_NR_OPEN, 1), (_NR_OPENAT, 2)):
+        prog += [
+            _bpf_jump(jeq, nr, 0, 4),
+            _bpf_stmt(ld_abs, 16 + 8 * arg),
+            _bpf_jump(jset, _WRITE_FLAGS, 0, 1),
+            _bpf_stmt(ret, errno_base | eacces),
+            _bpf_stmt(ret, allow),
+        ]
+    # clone: threads only, never a new process.
+    prog += [
+        _bpf_jump(jeq, _NR_CLONE, 0, 4),
+        _bpf_stmt(ld_abs, 16),
+        _bpf_jump(jset, _CLONE_THREAD, 0, 1),
+        _bpf_stmt(ret, allow),
+        _bpf_stmt(ret, errno_base | eperm),
+    ]
+    prog.append(_bpf_stmt(ret, allow))
+    return b"".join(prog)
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+class Seccomp:
+    """A seccomp filter built once in the zygote and loaded in each child (two prctl calls)."""
+
+    def __init__(self) -> None:
+        self.available = False
+        self.reason = ""
+        if os.uname().machine != "x86_64":
+            self.reason = f"no syscall table for {os.uname().machine}"
+            return
+        try:
+            self._libc = ctypes.CDLL(None, use_errno=True)
+            program = build_seccomp_program()
+            self._buffer = ctypes.create_string_buffer(program, len(program))
+            self._fprog = _SockFprog(len(program) // 8, ctypes.addressof(self._buffer))
+            self._prctl = self._libc.prctl
+            self._prctl.argtypes = [
+                ctypes.c_int,
+                ctypes.c_ulong,
+                ctypes.c_void_p,
+                ctypes.c_ulong,
+                ctypes.c_ulong,
+            ]
+            self.available = True
+        except OSError as exc:  # pragma: no cover - libc always loads on Linux
+            self.reason = str(exc)
+
+    def load(self) -> None:
+        if not self.available:
+            return
+        if self._prctl(38, 1, None, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS
+            raise OSError(ctypes.get_errno(), "PR_SET_NO_NEW_PRIVS failed")
+        if self._prctl(22, 2, ctypes.addressof(self._fprog), 0, 0) != 0:  # PR_SET_SECCOMP
+            raise OSError(ctypes.get_errno(), "PR_SET_SECCOMP failed")
+
+
+# --------------------------------------------------------------------------- value helpers
+
+
+class _Violation(Exception):
+    """Raised by the audit hook; a subclass of Exception so a program sees an error."""
+
+
+def canonical(value, depth: int = 0) -> str:
+    """A representation that is the same for ``==``-equal builtin containers.
+
+    Sets and dicts are ordered by their elements' canonical text, so a set of
+    strings does not look different under another hash seed, while ``id()``,
+    ``hash()`` and default object reprs still do.
+    """
+    if depth > 200:
+        return repr(value)
+    kind = type(value)
+    if kind in (set, frozenset):
+        inner = sorted(canonical(item, depth + 1) for item in value)
+        return f"{kind.__name__}{{{', '.join(inner)}}}"
+    if kind is dict:
+        items = sorted(
+            f"{canonical(k, depth + 1)}: {canonical(v, depth + 1)}" for k, v in value.items()
+        )
+        return "{" + ", ".join(items) + "}"
+    if kind in (list, tuple):
+        inner = ", ".join(canonical(item, depth + 1) for item in value)
+        return f"[{inner}]" if kind is list else f"({inner})"
+    return repr(value)
+
+
+def _program_types(value, found: set, depth: int = 0) -> set:
+    """Classes defined by the program (module ``__main__``) reachable in ``value``."""
+    if depth > 50 or len(found) > 100:
+        return found
+    kind = type(value)
+    if getattr(kind, "__module__", "builtins") == "__main__":
+        found.add(kind)
+    if kind in (list, tuple, set, frozenset):
+        for item in value:
+            _program_types(item, found, depth + 1)
+    elif kind is dict:
+        for key, item in value.items():
+            _program_types(key, found, depth + 1)
+            _program_types(item, found, depth + 1)
+    return found
+
+
+def values_equal(gold, prediction) -> bool:
+    """Python ``==`` (the CRUXEval rule), guarded against objects that equal everything.
+
+    A value built from a class the program defined only counts when the gold value
+    contains the same class; otherwise a class whose ``__eq__`` always answers True
+    would match any gold output.
+    """
+    if not _program_types(prediction, set()) <= _program_types(gold, set()):
+        return False
+    verdict = gold == prediction
+    if type(verdict) is not bool:
+        verdict = bool(verdict)
+    return verdict
+
+
+# --------------------------------------------------------------------------- the child
+
+
+class _CappedWriter:
+    """Stands in for sys.stdout/sys.stderr: counts bytes and flags a flood."""
+
+    def __init__(self, limit: int, state: dict) -> None:
+        self.limit = limit
+        self.state = state
+        self.written = 0
+
+    def write(self, text) -> int:
+        self.written += len(text)
+        if self.written > self.limit:
+            self.state["output_limit"] = True
+            raise _Violation(f"printed more than {self.limit} characters")
+        return len(text)
+
+    def flush(self) -> None:
+        return None
+
+    def isatty(self) -> bool:
+        return False
+
+
+_CHILD_STATE: dict = {}
+
+
+def _audit_hook_factory(allowed_prefixes: tuple[str, ...], state: dict):
+    refused_prefixes = (
+        "socket.",
+        "subprocess.",
+        "os.system",
+        "os.exec",
+        "os.posix_spawn",
+        "os.spawn",
+        "os.fork",
+        "os.forkpty",
+        "os.kill",
+        "os.killpg",
+        "os.putenv",
+        "os.unsetenv",
+        "os.chdir",
+        "os.chmod",
+        "os.chown",
+        "os.mkdir",
+        "os.remove",
+        "os.rename",
+        "os.rmdir",
+        "os.link",
+        "os.symlink",
+        "os.truncate",
+        "os.utime",
+        "ctypes.",
+        "signal.",
+        "sys.setrecursionlimit",
+        "sys._getframe",
+        "sys.settrace",
+        "sys.setprofile",
+        "sys.addaudithook",
+        "gc.get_referrers",
+        "gc.get_referents",
+        "gc.get_objects",
+        "code.__new__",
+        "function.__new__",
+        "pickle.",
+        "shutil.",
+        "tempfile.",
+        "glob.",
+        "mmap.",
+        "resource.setrlimit",
+        "webbrowser.",
+        "urllib.",
+        "http.",
+        "ftplib.",
+        "smtplib.",
+        "winreg.",
+        "msvcrt.",
+        "syslog.",
+        "sqlite3.",
+        "fcntl.",
+        "_posixsubprocess.",
+    )
+    refused_exact = {"open", "os.open", "os.listdir", "os.scandir"}
+    allowed_dirs = tuple(p.rstrip(os.sep) + os.sep for p in allowed_prefixes)
+    violations = state.setdefault("violations", [])
+
+    def refuse(message: str) -> None:
+        if len(violations) < 20:
+            violations.append(message)
+        raise _Violation(message)
+
+    def hook(event: str, args: tuple) -> None:
+        if not state.get("armed"):
+            return
+        if event in refused_exact:
+            path = args[0] if args else None
+            mode = args[1] if len(args) > 1 and event == "open" else "r"
+            flags = args[2] if len(args) > 2 and event in ("open", "os.open") else 0
+            if path is None:
+                path = "."
+            if isinstance(path, int):
+                refuse(f"{event} of file descriptor {path} is not allowed")
+            text = os.fsdecode(path) if isinstance(path, (str, bytes)) else str(path)
+            writing = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (
+                isinstance(flags, int) and flags & _WRITE_FLAGS
+            )
+            real = os.path.realpath(text) if isinstance(path, (str, bytes)) else text
+            if writing or not (real in allowed_prefixes or real.startswith(allowed_dirs)):
+                refuse(f"{event}({text!r}) is not allowed in the sandbox")
+            return
+        if event.startswith(refused_prefixes):
+            refuse(f"{event} is not allowed in the sandbox")
+
+    return hook
+
+
+def _apply_limits(job_limits: dict) -> None:
+    def cap(which: int, value: int) -> None:
+        try:
+            resource.setrlimit(which, (value, value))
+        except (ValueError, OSError):
+            pass
+
+    cpu = int(job_limits.get("cpu_s", 6))
+    cap(resource.RLIMIT_CPU, max(1, cpu))
+    cap(resource.RLIMIT_AS, int(job_limits.get("memory_mb", 512)) * 1024 * 1024)
+    cap(resource.RLIMIT_NPROC, 1 if os.getuid() != 0 else 0)
+    cap(resource.RLIMIT_NOFILE, 64)
+    cap(resource.RLIMIT_FSIZE, 0)
+    cap(resource.RLIMIT_CORE, 0)
+    cap(resource.RLIMIT_MEMLOCK, 0)
+    cap(resource.RLIMIT_MSGQUEUE, 0)
+
+
+def _eval_arguments(text: str, namespace: dict):
+    capture = eval(compile(f"__azr_capture__({text})", "<input>", "eval"), namespace)
+    return capture
+
+
+def compile_program(program: str):
+    """Compile in the zygote (compiling runs no program code); a result dict on failure."""
+    try:
+        return compile(program, "<program>", "exec")
+    except (SyntaxError, ValueError, MemoryError, RecursionError, OverflowError) as exc:
+        return {"status": "syntax_error", "detail": f"{type(exc).__name__}: {exc}"}
+
+
+def _run_in_child(job: dict, config: "ZygoteConfig", code) -> dict:
+    """Execute one job inside the already-confined child. Returns a result dict."""
+    mode = job.get("mode", "run")
+    namespace: dict = {"__name__": "__main__", "__builtins__": builtins}
+    namespace["__azr_capture__"] = lambda *args, **kwargs: (args, kwargs)
+
+    if code is not None:
+        try:
+            exec(code, namespace)
+        except BaseException as exc:  # noqa: BLE001 - the program's failure is the verdict
+            return _exception_result(exc, "while running the program's top level")
+
+    def evaluate(expression: str, what: str):
+        try:
+            return True, eval(compile(expression, f"<{what}>", "eval"), namespace)
+        except BaseException as exc:  # noqa: BLE001
+            return False, _exception_result(exc, f"while evaluating the {what}", invalid=True)
+
+    if mode == "check_value":
+        ok, gold = evaluate(job["expected"], "gold output")
+        if not ok:
+            return gold
+        ok, answer = evaluate(job["answer"], "answer")
+        if not ok:
+            return answer
+        try:
+            equal = values_equal(gold, answer)
+        except BaseException as exc:  # noqa: BLE001
+            return _exception_result(exc, "while comparing values")
+        return {"status": "ok" if equal else "wrong", "detail": "" if equal else _mismatch(gold, answer)}
+
+    function = namespace.get("f")
+    if not callable(function):
+        return {"status": "bad_form", "detail": "the program does not define a callable f"}
+
+    calls = max(1, int(job.get("calls", 1)))
+    outputs = []
+    for _ in range(calls):
+        try:
+            args, kwargs = _eval_arguments(job["input"], namespace)
+        except BaseException as exc:  # noqa: BLE001
+            return _exception_result(exc, "while evaluating the input", invalid=True)
+        try:
+            value = function(*args, **kwargs)
+        except BaseException as exc:  # noqa: BLE001
+            return _exception_result(exc, "in f")
+        outputs.append(value)
+
+    if mode == "check_call":
+        ok, gold = evaluate(job["expected"], "gold output")
+        if not ok:
+            return gold
+        try:
+            equal = values_equal(gold, outputs[0])
+        except BaseException as exc:  # noqa: BLE001
+            return _exception_result(exc, "while comparing values")
+        if equal:
+            return {"status": "ok", "detail": ""}
+        return {"status": "wrong", "detail": _mismatch(gold, outputs[0])}
+
+    try:
+        text = repr(outputs[0])
+        canon = [canonical(value) for value in outputs]
+    except BaseException as exc:  # noqa: BLE001
+        return _exception_result(exc, "while taking repr() of the output")
+    if len(text) > config.max_output_chars:
+        return {
+            "status": "output_limit",
+            "detail": f"the output's repr() has {len(text)} characters, over the limit of {config.max_output_chars}",
+        }
+    if len(set(canon)) > 1:
+        shown = [_shorten(repr(value)) for value in outputs]
+        return {
+            "status": "nondeterministic",
+            "detail": "f returned different values for the same input within one process "
+            f"(hidden state such as a mutable default or a global): {shown[0]} then {shown[1]}",
+            "outputs": shown,
+        }
+    return {"status": "ok", "output": text, "canon": canon[0], "detail": ""}
+
+
+def _shorten(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} chars)"
+
+
+def _mismatch(gold, answer) -> str:
+    try:
+        return f"expected {_shorten(repr(gold))}, got {_shorten(repr(answer))}"
+    except BaseException:  # noqa: BLE001
+        return "values differ"
+
+
+def _exception_result(exc: BaseException, where: str, invalid: bool = False) -> dict:
+    if isinstance(exc, MemoryError):
+        return {"status": "memory_limit", "detail": f"MemoryError {where}: the memory limit was reached"}
+    if isinstance(exc, _Violation) and _CHILD_STATE.get("output_limit"):
+        return {"status": "output_limit", "detail": str(exc)}
+    try:
+        message = _shorten(str(exc), 500)
+    except BaseException:  # noqa: BLE001
+        message = "<unprintable>"
+    status = "invalid_input" if invalid else "runtime_error"
+    return {"status": status, "detail": f"{type(exc).__name__} {where}: {message}"}
+
+
+class ZygoteConfig:
+    def __init__(self, message: dict) -> None:
+        self.max_output_chars = int(message.get("max_output_chars", 1_000_000))
+        self.max_print_chars = int(message.get("max_print_chars", 1_000_000))
+        self.sandbox_uid = message.get("sandbox_uid")
+        self.sandbox_gid = message.get("sandbox_gid")
+
+
+def _child_main(job: dict, code, result_fd: int, devnull_fd: int, config: ZygoteConfig, seccomp: Seccomp) -> None:
+    """Runs in the forked child. Never returns."""
+    status = 70
+    try:
+        os.setpgid(0, 0)
+        for fd in (0, 1, 2):
+            os.dup2(devnull_fd, fd)
+        os.closerange(3, result_fd)
+        os.closerange(result_fd + 1, 65536)
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        if os.getuid() == 0 and config.sandbox_uid is not None:
+            os.setgid(int(config.sandbox_gid if config.sandbox_gid is not None else config.sandbox_uid))
+            os.setuid(int(config.sandbox_uid))
+        try:
+            os.chdir("/")
+        except OSError:
+            pass
+        limits = job.get("limits", {})
+        _apply_limits(limits)
+        try:
+            os.setpriority(os.PRIO_PROCESS, 0, 5)
+        except OSError:
+            pass
+        seccomp.load()
+        state = _CHILD_STATE
+        state["armed"] = True
+        writer = _CappedWriter(config.max_print_chars, state)
+        sys.stdout = writer
+        sys.stderr = writer
+        sys.stdin = None
+        started = time.process_time()
+        result = _run_in_child(job, config, code)
+        state["armed"] = False
+        if state.get("violations"):
+            result = {
+                "status": "forbidden",
+                "detail": "the program attempted a forbidden operation at run time: "
+                + "; ".join(state["violations"][:5]),
+            }
+        elif state.get("output_limit") and result.get("status") in ("ok", "runtime_error", "wrong"):
+            result = {"status": "output_limit", "detail": f"the program printed more than {config.max_print_chars} characters"}
+        result["cpu_ms"] = round((time.process_time() - started) * 1000, 3)
+        payload = RESULT_MARKER + json.dumps(result).encode()
+        view = memoryview(payload)
+        while view:
+            written = os.write(result_fd, view)
+            view = view[written:]
+        status = 0
+    except BaseException:  # noqa: BLE001 - nothing may escape the child
+        status = 71
+    finally:
+        os._exit(status)
+
+
+# --------------------------------------------------------------------------- the zygote
+
+
+class Zygote:
+    def __init__(self, config: ZygoteConfig) -> None:
+        self.config = config
+        self.seccomp = Seccomp()
+        self.devnull_fd = os.open(os.devnull, os.O_RDWR)
+        self._code_cache: dict[str, object] = {}
+        if os.getuid() == 0:
+            os.setgroups([])
+        prefixes = {os.path.realpath(p) for p in sys.path if p and os.path.isdir(p)}
+        prefixes |= {os.path.realpath(os.path.dirname(os.__file__))}
+        script_dir = os.path.realpath(os.path.dirname(__file__))
+        prefixes.discard(script_dir)
+        prefixes.add("/dev/null")
+        self.allowed_prefixes = tuple(sorted(prefixes))
+        sys.path[:] = [p for p in sys.path if os.path.realpath(p or ".") != script_dir]
+        sys.addaudithook(_audit_hook_factory(self.allowed_prefixes, _CHILD_STATE))
+
+    def info(self) -> dict:
+        return {
+            "runtime_version": RUNTIME_VERSION,
+            "pid": os.getpid(),
+            "python": sys.version.split()[0],
+            "hash_seed_probe": hash("azr-hash-seed-probe"),
+            "seccomp": self.seccomp.available,
+            "seccomp_reason": self.seccomp.reason,
+            "uid": os.getuid(),
+            "sandbox_uid": self.config.sandbox_uid,
+        }
+
+    def _compiled(self, program: str | None):
+        if program is None:
+            return None
+        code = self._code_cache.get(program)
+        if code is None:
+            code = compile_program(program)
+            if len(self._code_cache) >= 256:
+                self._code_cache.pop(next(iter(self._code_cache)))
+            self._code_cache[program] = code
+        return code
+
+    def run(self, job: dict) -> dict:
+        code = self._compiled(job.get("program"))
+        if isinstance(code, dict):
+            return dict(code, wall_ms=0.0, cpu_ms=0.0, maxrss_kb=0)
+        timeout = float(job.get("limits", {}).get("timeout_s", 5.0))
+        read_fd, write_fd = os.pipe()
+        started = time.monotonic()
+        pid = os.fork()
+        if pid == 0:
+            os.close(read_fd)
+            _child_main(job, code, write_fd, self.devnull_fd, self.config, self.seccomp)
+        os.close(write_fd)
+        try:
+            os.setpgid(pid, pid)
+        except OSError:
+            pass
+        deadline = started + timeout
+        data, timed_out = self._collect(pid, read_fd, deadline)
+        os.close(read_fd)
+        if timed_out:
+            self._kill(pid)
+        _, wait_status, usage = os.wait4(pid, 0)
+        self._kill_group_quietly(pid)
+        wall_ms = (time.monotonic() - started) * 1000
+        result = self._interpret(data, wait_status, timed_out, timeout)
+        result["wall_ms"] = round(wall_ms, 3)
+        result["maxrss_kb"] = usage.ru_maxrss
+        if "cpu_ms" not in result:
+            result["cpu_ms"] = round((usage.ru_utime + usage.ru_stime) * 1000, 3)
+        return result
+
+    def _collect(self, pid: int, read_fd: int, deadline: float) -> tuple[bytes, bool]:
+        """Read the child's result until EOF and the child has exited, or the deadline."""
+        chunks: list[bytes] = []
+        received = 0
+        limit = self.config.max_output_chars * 8 + 65536
+        pidfd = os.pidfd_open(pid)
+        poller = select.poll()
+        poller.register(read_fd, select.POLLIN | select.POLLHUP)
+        poller.register(pidfd, select.POLLIN)
+        pipe_open, exited = True, False
+        try:
+            while pipe_open or not exited:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return b"".join(chunks), True
+                for fd, _ in poller.poll(remaining * 1000):
+                    if fd == pidfd:
+                        exited = True
+                        poller.unregister(pidfd)
+                    elif fd == read_fd:
+                        chunk = os.read(read_fd, 1 << 16)
+                        if not chunk:
+                            pipe_open = False
+                            poller.unregister(read_fd)
+                        else:
+                            received += len(chunk)
+                            if received > limit:
+                                return b"", True
+                            chunks.append(chunk)
+                if exited and pipe_open:
+                    # The child is gone; whatever is left in the pipe is all there is.
+                    while True:
+                        chunk = os.read(read_fd, 1 << 16)
+                        if not chunk:
+                            break
+                        chunks.append(chunk)
+                    pipe_open = False
+            return b"".join(chunks), False
+        finally:
+            os.close(pidfd)
+
+    @staticmethod
+    def _kill(pid: int) -> None:
+        for target in (lambda: os.killpg(pid, signal.SIGKILL), lambda: os.kill(pid, signal.SIGKILL)):
+            try:
+                target()
+            except OSError:
+                pass
+
+    @staticmethod
+    def _kill_group_quietly(pid: int) -> None:
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+    def _interpret(self, data: bytes, wait_status: int, timed_out: bool, timeout: float) -> dict:
+        if timed_out:
+            return {"status": "timeout", "detail": f"no result within the wall-clock limit of {timeout:g} s"}
+        if data.startswith(RESULT_MARKER) and os.WIFEXITED(wait_status) and os.WEXITSTATUS(wait_status) == 0:
+            try:
+                result = json.loads(data[len(RESULT_MARKER) :])
+                if isinstance(result, dict) and "status" in result:
+                    return result
+            except ValueError:
+                pass
+            return {"status": "runtime_error", "detail": "the program corrupted its result channel"}
+        if os.WIFSIGNALED(wait_status):
+            sig = os.WTERMSIG(wait_status)
+            if sig == signal.SIGXCPU:
+                return {"status": "timeout", "detail": "the CPU-time limit was reached"}
+            if sig == signal.SIGKILL:
+                return {"status": "memory_limit", "detail": "the process was killed (out of memory)"}
+            name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
+            return {"status": "runtime_error", "detail": f"the process crashed with signal {name}"}
+        code = os.WEXITSTATUS(wait_status) if os.WIFEXITED(wait_status) else -1
+        return {
+            "status": "runtime_error",
+            "detail": f"the process exited (code {code}) without producing a result, e.g. via os._exit or a closed result channel",
+        }
+
+
+def serve(reader, writer) -> None:
+    hello = read_frame(reader)
+    if hello is None:
+        return
+    for name in hello.get("preload", PRELOADED_MODULES):
+        try:
+            __import__(name)
+        except ImportError:
+            pass
+    zygote = Zygote(ZygoteConfig(hello))
+    gc.collect()
+    gc.freeze()
+    write_frame(writer, {"ready": zygote.info()})
+    while True:
+        request = read_frame(reader)
+        if request is None:
+            return
+        results = []
+        for job in request.get("jobs", []):
+            try:
+                results.append(zygote.run(job))
+            except Exception as exc:  # noqa: BLE001 - report, keep serving
+                results.append({"status": "sandbox_error", "detail": f"{type(exc).__name__}: {exc}"})
+        write_frame(writer, {"results": results})
+
+
+def main(argv: list[str]) -> int:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if len(argv) >= 2 and argv[0] == "--socket":
+        import socket
+
+        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            os.unlink(argv[1])
+        except FileNotFoundError:
+            pass
+        server.bind(argv[1])
+        os.chmod(argv[1], 0o600)
+        server.listen(1)
+        while True:
+            connection, _ = server.accept()
+            with connection, connection.makefile("rb") as reader, connection.makefile("wb") as writer:
+                serve(reader, writer)
+    reader = os.fdopen(os.dup(0), "rb", buffering=1 << 16)
+    writer = os.fdopen(os.dup(1), "wb")
+    devnull = os.open(os.devnull, os.O_RDWR)
+    os.dup2(devnull, 0)
+    os.dup2(devnull, 1)
+    serve(reader, writer)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

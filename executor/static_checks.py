@@ -1,0 +1,205 @@
+"""Static checks: syntax, the program's form, and the forbidden-import/call policy.
+
+Pure functions over source text; nothing here executes anything. They are a first
+filter only: the sandbox holds even when a program slips past them.
+"""
+
+from __future__ import annotations
+
+import ast
+
+from executor.limits import SizeLimits
+from executor.policy import ATTRIBUTE_FUNCTIONS, Policy
+from executor.verdicts import Finding, Verdict
+
+
+def _text_problem(text: str, what: str, limit: int) -> str | None:
+    if len(text) > limit:
+        return f"the {what} has {len(text):,} characters; the limit is {limit:,}"
+    if "\x00" in text:
+        return f"the {what} contains a NUL character"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return f"the {what} is not valid UTF-8 text (it contains a lone surrogate)"
+    return None
+
+
+def _parse(text: str, mode: str, filename: str) -> ast.AST | SyntaxError:
+    try:
+        return ast.parse(text, filename=filename, mode=mode)
+    except SyntaxError as exc:
+        return exc
+    except (ValueError, MemoryError, RecursionError) as exc:
+        return SyntaxError(f"{type(exc).__name__}: {exc}")
+
+
+def _syntax_message(exc: SyntaxError, what: str) -> str:
+    where = f" at line {exc.lineno}" if exc.lineno else ""
+    return f"the {what} does not parse{where}: {exc.msg}"
+
+
+def _bound_names(body: list[ast.stmt] | ast.AST, params: ast.arguments | None = None) -> set[str]:
+    """Names a scope binds itself (parameters, assignments, defs, imports), nested scopes excluded."""
+    bound: set[str] = set()
+    if params is not None:
+        for arg in [*params.posonlyargs, *params.args, *params.kwonlyargs, params.vararg, params.kwarg]:
+            if arg is not None:
+                bound.add(arg.arg)
+    stack = list(body) if isinstance(body, list) else [body]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            bound.add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(node.name)
+            continue
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            bound.update((a.asname or a.name).split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            bound.add(node.name)
+        elif isinstance(node, ast.Lambda):
+            continue
+        stack.extend(ast.iter_child_nodes(node))
+    return bound
+
+
+class _PolicyVisitor(ast.NodeVisitor):
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self.names = set(policy.forbidden_names)
+        self.attributes = set(policy.forbidden_attributes)
+        self.finding: Finding | None = None
+        self.scopes: list[set[str]] = []
+
+    def visit_Module(self, node: ast.Module) -> None:
+        self.scopes.append(_bound_names(node.body))
+        self.generic_visit(node)
+        self.scopes.pop()
+
+    def _visit_function(self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> None:
+        body = node.body if isinstance(node.body, list) else [node.body]
+        self.scopes.append(_bound_names(body, node.args))
+        self.generic_visit(node)
+        self.scopes.pop()
+
+    visit_FunctionDef = _visit_function
+    visit_AsyncFunctionDef = _visit_function
+    visit_Lambda = _visit_function
+
+    def _flag(self, node: ast.AST, message: str) -> None:
+        if self.finding is None:
+            line = getattr(node, "lineno", None)
+            prefix = f"line {line}: " if line else ""
+            self.finding = Finding(Verdict.FORBIDDEN, prefix + message, line)
+
+    def visit_Import(self, node: ast.Import) -> None:
+        for alias in node.names:
+            banned = self.policy.banned_module(alias.name)
+            if banned:
+                self._flag(node, f"import of '{alias.name}' is forbidden (policy entry '{banned}')")
+        self.generic_visit(node)
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+        if node.level and not self.policy.allow_relative_imports:
+            self._flag(node, "relative imports are forbidden")
+        module = node.module or ""
+        for alias in node.names:
+            dotted = f"{module}.{alias.name}" if module else alias.name
+            banned = self.policy.banned_module(module) if module else None
+            banned = banned or self.policy.banned_module(dotted)
+            if banned:
+                self._flag(node, f"import of '{dotted}' is forbidden (policy entry '{banned}')")
+        self.generic_visit(node)
+
+    def visit_Name(self, node: ast.Name) -> None:
+        if node.id in self.names and not any(node.id in scope for scope in self.scopes):
+            self._flag(node, f"use of '{node.id}' is forbidden")
+        self.generic_visit(node)
+
+    def visit_Attribute(self, node: ast.Attribute) -> None:
+        if node.attr in self.attributes:
+            self._flag(node, f"access to the attribute '{node.attr}' is forbidden")
+        self.generic_visit(node)
+
+    def visit_Call(self, node: ast.Call) -> None:
+        func = node.func
+        if isinstance(func, ast.Name) and func.id in ATTRIBUTE_FUNCTIONS and len(node.args) >= 2:
+            name = node.args[1]
+            if not (isinstance(name, ast.Constant) and isinstance(name.value, str)):
+                self._flag(node, f"{func.id}() with a computed attribute name is forbidden")
+            elif name.value.startswith("__") or name.value in self.attributes:
+                self._flag(node, f"{func.id}() of '{name.value}' is forbidden")
+        self.generic_visit(node)
+
+
+def policy_finding(tree: ast.AST, policy: Policy) -> Finding | None:
+    visitor = _PolicyVisitor(policy)
+    visitor.visit(tree)
+    return visitor.finding
+
+
+def check_program(source: str, policy: Policy, sizes: SizeLimits) -> Finding | None:
+    """Syntax, form and policy of a program. None means it passed."""
+    if not source.strip():
+        return Finding(Verdict.BAD_FORM, "the program is empty; it must define a function f")
+    problem = _text_problem(source, "program", sizes.max_program_chars)
+    if problem:
+        return Finding(Verdict.BAD_FORM, problem)
+    tree = _parse(source, "exec", "<program>")
+    if isinstance(tree, SyntaxError):
+        return Finding(Verdict.SYNTAX_ERROR, _syntax_message(tree, "program"), tree.lineno)
+    assert isinstance(tree, ast.Module)
+    finding = policy_finding(tree, policy)
+    if finding:
+        return finding
+    defines_f = any(
+        isinstance(node, ast.FunctionDef) and node.name == "f" for node in tree.body
+    )
+    if not defines_f:
+        return Finding(
+            Verdict.BAD_FORM, "the program must define a function named f at the top level (def f(...):)"
+        )
+    return None
+
+
+def check_arguments(text: str, policy: Policy, max_chars: int, what: str = "input") -> Finding | None:
+    """An input is the text of one call's argument list: exactly `f(<text>)` and nothing more."""
+    problem = _text_problem(text, what, max_chars)
+    if problem:
+        return Finding(Verdict.INVALID_INPUT, problem)
+    tree = _parse(f"f({text})", "eval", f"<{what}>")
+    if isinstance(tree, SyntaxError):
+        return Finding(
+            Verdict.INVALID_INPUT,
+            f"the {what} is not a valid argument list for f(...): {tree.msg}",
+        )
+    assert isinstance(tree, ast.Expression)
+    call = tree.body
+    if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "f"
+            and call.func.col_offset == 0 and call.func.end_col_offset == 1):
+        return Finding(
+            Verdict.INVALID_INPUT,
+            f"the {what} must be a single argument list such as `1, 'a'`; text that closes the "
+            "call early or adds other expressions is not allowed",
+        )
+    for node in [*call.args, *call.keywords]:
+        finding = policy_finding(node, policy)
+        if finding:
+            return finding
+    return None
+
+
+def check_expression(text: str, policy: Policy, max_chars: int, what: str = "answer") -> Finding | None:
+    """An output or a predicted output: one Python expression, no statements."""
+    problem = _text_problem(text, what, max_chars)
+    if problem:
+        return Finding(Verdict.INVALID_INPUT, problem)
+    if not text.strip():
+        return Finding(Verdict.INVALID_INPUT, f"the {what} is empty; give a Python expression")
+    tree = _parse(text.strip(), "eval", f"<{what}>")
+    if isinstance(tree, SyntaxError):
+        return Finding(
+            Verdict.INVALID_INPUT, f"the {what} is not a single Python expression: {tree.msg}"
+        )
+    return policy_finding(tree, policy)
