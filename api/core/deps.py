@@ -1,0 +1,61 @@
+"""Request dependencies: the backend, authentication, request limits."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from api import metrics
+from api.core.config import Settings, get_settings
+from api.services.backends import Backend
+
+bearer = HTTPBearer(auto_error=False, description="An API key from AZR_API_KEYS, when keys are configured.")
+
+
+def settings_dep() -> Settings:
+    return get_settings()
+
+
+def backend_dep(request: Request) -> Backend:
+    backend: Backend = request.app.state.backend
+    return backend
+
+
+def require_key(
+    settings: Annotated[Settings, Depends(settings_dep)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> str | None:
+    """The caller's key id (a short hash), or None when no keys are configured."""
+    if not settings.api_keys:
+        return None
+    if credentials is None:
+        metrics.REJECTED.labels("unauthorized").inc()
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "missing API key: send 'Authorization: Bearer <key>'",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    offered = credentials.credentials.encode()
+    if not any(secrets.compare_digest(offered, key.encode()) for key in settings.api_keys):
+        metrics.REJECTED.labels("unauthorized").inc()
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED, "unknown API key", headers={"WWW-Authenticate": "Bearer"}
+        )
+    return hashlib.sha256(offered).hexdigest()[:12]
+
+
+def too_large(field: str, size: int, limit: int, setting: str) -> HTTPException:
+    metrics.REJECTED.labels("too_large").inc()
+    return HTTPException(
+        413,
+        f"{field} has {size:,}; the limit is {limit:,} ({setting})",
+    )
+
+
+def unprocessable(field: str, message: str) -> HTTPException:
+    metrics.REJECTED.labels("invalid").inc()
+    return HTTPException(422, f"{field}: {message}")

@@ -1,0 +1,48 @@
+"""RQ job functions, run by `azr-exec worker` processes."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+from typing import Any
+
+from api import metrics
+from api.core.config import get_settings
+from api.services.execution import Payload, execute
+from executor.engine import Engine
+
+_engine: Engine | None = None
+_lock = threading.Lock()
+
+
+def worker_engine() -> Engine:
+    """One engine (and warm sandbox pool) per worker process, created on first use."""
+    global _engine
+    with _lock:
+        if _engine is None:
+            from redis import Redis
+
+            from api.queue.redis_cache import RedisCache
+            from api.services.backends import make_engine
+
+            settings = get_settings()
+            assert settings.redis_url, "a worker needs AZR_REDIS_URL"
+            cache = RedisCache(Redis.from_url(settings.redis_url), settings.cache_ttl_s)
+            _engine = make_engine(settings, cache)
+            _engine.start()
+        return _engine
+
+
+def set_worker_engine(engine: Engine | None) -> None:
+    global _engine
+    _engine = engine
+
+
+def execute_chunk(payload: Payload) -> list[dict[str, Any]]:
+    from rq import get_current_job
+
+    job = get_current_job()
+    if job is not None and job.enqueued_at is not None:
+        enqueued = job.enqueued_at if job.enqueued_at.tzinfo else job.enqueued_at.replace(tzinfo=UTC)
+        metrics.QUEUE_WAIT_SECONDS.observe(max(0.0, (datetime.now(UTC) - enqueued).total_seconds()))
+    return execute(worker_engine(), payload)

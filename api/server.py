@@ -1,0 +1,95 @@
+"""The FastAPI application and `azr-exec serve`."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+
+from api import metrics
+from api.core.config import Settings, get_settings
+from api.routes import health, verification
+from api.services.backends import Backend, make_backend
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """Verification service for Absolute Zero Reasoning (contract: verification-api-v1).
+
+* `POST /v1/validate` — proposer side: static checks, sandboxed runs with a determinism check, gold outputs.
+* `POST /v1/verify` — solver side: deduction, abduction and induction answers judged in the sandbox.
+* `?wait=false` on either → `202 {"job_id"}`; poll `GET /v1/jobs/{job_id}`.
+
+Verdicts: ok · wrong · syntax_error · forbidden · bad_form · invalid_input · nondeterministic ·
+timeout · memory_limit · output_limit · runtime_error · sandbox_error.
+"""
+
+
+def create_app(settings: Settings | None = None, backend: Backend | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        chosen = backend or make_backend(settings)
+        chosen.start()
+        app.state.backend = chosen
+        log.info("azr-exec API ready in %s mode", chosen.mode)
+        try:
+            yield
+        finally:
+            chosen.close()
+
+    app = FastAPI(
+        title="AZR verification service",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.include_router(verification.router)
+    app.include_router(health.router)
+
+    @app.middleware("http")
+    async def limit_and_measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        started = time.perf_counter()
+        route = request.scope.get("path", "")
+        endpoint = route if route.startswith(("/v1/validate", "/v1/verify", "/healthz", "/readyz", "/metrics")) else (
+            "/v1/jobs" if route.startswith("/v1/jobs") else "other"
+        )
+        declared = request.headers.get("content-length")
+        if declared is not None:
+            try:
+                size = int(declared)
+            except ValueError:
+                size = -1
+            if size < 0 or size > settings.max_body_bytes:
+                metrics.REJECTED.labels("body_too_large").inc()
+                metrics.REQUESTS.labels(endpoint, "413").inc()
+                return JSONResponse(
+                    {"detail": f"request body has {declared} bytes; the limit is {settings.max_body_bytes:,} (AZR_MAX_BODY_BYTES)"},
+                    status_code=413,
+                )
+        response = await call_next(request)
+        metrics.REQUESTS.labels(endpoint, str(response.status_code)).inc()
+        metrics.REQUEST_SECONDS.labels(endpoint).observe(time.perf_counter() - started)
+        return response
+
+    return app
+
+
+def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
+    import uvicorn
+
+    settings = get_settings()
+    mode = "queue (RQ at " + settings.redis_url + ")" if settings.redis_url else "embedded (in-process sandbox pool)"
+    log.info("starting azr-exec serve on http://%s:%d in %s mode; docs at /docs", host, port, mode)
+    if workers > 1:
+        uvicorn.run("api.server:app_factory", factory=True, host=host, port=port, workers=workers, log_level="info")
+    else:
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="info", access_log=False)
+
+
+def app_factory() -> FastAPI:
+    return create_app()

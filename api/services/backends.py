@@ -1,0 +1,370 @@
+"""Where verification work runs: in this process (embedded) or on RQ workers (queue mode)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Protocol
+
+from api import metrics
+from api.core.config import Settings
+from api.services.execution import Payload, execute, items_of, with_items
+from executor.engine import Engine
+
+log = logging.getLogger(__name__)
+
+
+class Overloaded(Exception):
+    """More work is queued than the service can finish; the caller should retry later."""
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class DeadlineExceeded(Exception):
+    def __init__(self, job_id: str) -> None:
+        super().__init__(job_id)
+        self.job_id = job_id
+
+
+class JobView(dict[str, Any]):
+    """{'job_id', 'kind', 'status', 'results'?, 'detail'}"""
+
+
+class Backend(Protocol):
+    mode: str
+
+    def start(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    async def run(self, payload: Payload) -> list[dict[str, Any]]: ...
+
+    async def submit(self, payload: Payload) -> str: ...
+
+    async def job(self, job_id: str) -> JobView | None: ...
+
+    def readiness(self) -> tuple[bool, dict[str, Any]]: ...
+
+
+def make_engine(settings: Settings, cache: Any | None = None) -> Engine:
+    engine_settings = settings.engine_settings()
+    try:
+        from executor.sandbox.backends import make_pool
+    except ImportError:  # the Docker backend module is optional
+        make_pool = None
+    pool = make_pool(engine_settings) if make_pool is not None else None
+    return Engine(engine_settings, cache=metrics.CountingCache(cache) if cache is not None else None, pool=pool)
+
+
+# ----------------------------------------------------------------------------- embedded
+
+
+class EmbeddedBackend:
+    """The engine and its sandbox pool in the API process; async jobs in a bounded in-memory store."""
+
+    mode = "embedded"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        from executor.cache import MemoryCache
+
+        self.engine = make_engine(settings, MemoryCache(settings.cache_entries))
+        self._threads = ThreadPoolExecutor(max_workers=8, thread_name_prefix="engine")
+        self._jobs: OrderedDict[str, tuple[str, Future[list[dict[str, Any]]]]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._inflight = 0
+
+    def start(self) -> None:
+        self.engine.start()
+        pool = self.engine.pool
+        metrics.LIVE.sources.append(
+            lambda: [
+                ("azr_sandboxes", "Sandbox zygotes by state.", {"state": "busy"}, float(pool.busy)),
+                ("azr_sandboxes", "Sandbox zygotes by state.", {"state": "idle"}, float(pool.size - pool.busy)),
+                ("azr_inflight_tasks", "Tasks being judged right now.", {}, float(self._inflight)),
+                ("azr_workers", "Executor workers serving this API.", {}, 1.0),
+                ("azr_queue_depth", "Chunks waiting in the queue.", {}, 0.0),
+            ]
+        )
+
+    def close(self) -> None:
+        self._threads.shutdown(wait=False, cancel_futures=True)
+        self.engine.close()
+
+    def _admit(self, payload: Payload) -> int:
+        count = len(items_of(payload))
+        with self._lock:
+            if self._inflight + count > self.settings.max_inflight_executions:
+                raise Overloaded(
+                    f"{self._inflight} tasks are in flight; the bound is {self.settings.max_inflight_executions}",
+                    retry_after_s=2,
+                )
+            self._inflight += count
+        return count
+
+    def _run_counted(self, payload: Payload, count: int) -> list[dict[str, Any]]:
+        try:
+            return execute(self.engine, payload)
+        finally:
+            with self._lock:
+                self._inflight -= count
+
+    async def run(self, payload: Payload) -> list[dict[str, Any]]:
+        count = self._admit(payload)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._threads, self._run_counted, payload, count)
+
+    async def submit(self, payload: Payload) -> str:
+        count = self._admit(payload)
+        job_id = uuid.uuid4().hex
+        future = self._threads.submit(self._run_counted, payload, count)
+        with self._lock:
+            self._jobs[job_id] = (payload["kind"], future)
+            while len(self._jobs) > 10_000:
+                self._jobs.popitem(last=False)
+        return job_id
+
+    async def job(self, job_id: str) -> JobView | None:
+        with self._lock:
+            entry = self._jobs.get(job_id)
+        if entry is None:
+            return None
+        kind, future = entry
+        view = JobView(job_id=job_id, kind=kind, status="queued", detail="")
+        if future.done():
+            error = future.exception()
+            if error is not None:
+                view.update(status="failed", detail=f"{type(error).__name__}: {error}")
+            else:
+                view.update(status="finished", results=future.result())
+        elif future.running():
+            view["status"] = "running"
+        return view
+
+    def readiness(self) -> tuple[bool, dict[str, Any]]:
+        pool = self.engine.pool
+        healthy = pool.healthy()
+        return healthy, {"mode": self.mode, "sandboxes": pool.size, "busy": pool.busy, "healthy": healthy}
+
+
+# ----------------------------------------------------------------------------- queue
+
+
+def chunk_sizes(count: int, workers: int, settings: Settings) -> int:
+    """Chunk size so a batch spreads over every worker (about 4 chunks each), within bounds."""
+    target = math.ceil(count / max(1, workers * 4))
+    return max(settings.chunk_min_tasks, min(settings.chunk_max_tasks, target))
+
+
+class QueueBackend:
+    """Splits a request into RQ jobs; workers on any host execute them; results are gathered here."""
+
+    mode = "queue"
+
+    def __init__(self, settings: Settings) -> None:
+        from redis import Redis
+        from rq import Queue
+
+        assert settings.redis_url
+        self.settings = settings
+        self.redis = Redis.from_url(settings.redis_url, health_check_interval=10)
+        self.queue = Queue(settings.queue_name, connection=self.redis)
+        self._last_cleanup = 0.0
+
+    def start(self) -> None:
+        from rq import Worker
+
+        def live() -> list[tuple[str, str, dict[str, str], float]]:
+            return [
+                ("azr_queue_depth", "Chunks waiting in the queue.", {}, float(self.queue.count)),
+                (
+                    "azr_workers",
+                    "Executor workers serving this API.",
+                    {},
+                    float(Worker.count(connection=self.redis, queue=self.queue)),
+                ),
+            ]
+
+        metrics.LIVE.sources.append(live)
+
+    def close(self) -> None:
+        self.redis.close()
+
+    # -- helpers
+    def _workers(self) -> int:
+        from rq import Worker
+
+        try:
+            return max(1, Worker.count(connection=self.redis, queue=self.queue))
+        except Exception:  # noqa: BLE001
+            return 1
+
+    def _enqueue(self, payload: Payload) -> str:
+        from rq import Retry
+
+        depth = self.queue.count
+        if depth >= self.settings.max_queue_depth:
+            raise Overloaded(
+                f"the queue holds {depth} chunks; the bound is {self.settings.max_queue_depth} (AZR_MAX_QUEUE_DEPTH)",
+                retry_after_s=5,
+            )
+        items = items_of(payload)
+        size = chunk_sizes(len(items), self._workers(), self.settings)
+        request_id = uuid.uuid4().hex
+        job_ids = []
+        with self.redis.pipeline() as pipe:
+            for start in range(0, len(items), size):
+                job_id = f"{request_id}-{start // size}"
+                self.queue.enqueue(
+                    "api.queue.tasks.execute_chunk",
+                    with_items(payload, items[start : start + size]),
+                    job_id=job_id,
+                    result_ttl=self.settings.job_result_ttl_s,
+                    failure_ttl=self.settings.job_failure_ttl_s,
+                    ttl=self.settings.job_result_ttl_s,
+                    job_timeout=int(self.settings.request_deadline_s * 2),
+                    retry=Retry(max=self.settings.job_retries) if self.settings.job_retries else None,
+                    pipeline=pipe,
+                )
+                job_ids.append(job_id)
+            pipe.hset(
+                f"azr:request:{request_id}",
+                mapping={"kind": payload["kind"], "jobs": ",".join(job_ids), "size": size, "created": time.time()},
+            )
+            pipe.expire(f"azr:request:{request_id}", self.settings.job_result_ttl_s)
+            pipe.execute()
+        return request_id
+
+    def _cleanup_abandoned(self) -> None:
+        """Re-queue chunks whose worker died (RQ's StartedJobRegistry cleanup honours retries)."""
+        if time.monotonic() - self._last_cleanup < 1.0:
+            return
+        self._last_cleanup = time.monotonic()
+        try:
+            self.queue.started_job_registry.cleanup()
+        except Exception as exc:  # noqa: BLE001
+            log.warning("started-registry cleanup failed: %s", exc)
+
+    def _gather(self, request_id: str) -> JobView | None:
+        from rq.job import Job, JobStatus
+
+        meta = self.redis.hgetall(f"azr:request:{request_id}")
+        if not meta:
+            return None
+        kind = meta[b"kind"].decode()
+        job_ids = meta[b"jobs"].decode().split(",")
+        jobs = Job.fetch_many(job_ids, connection=self.redis)
+        statuses = []
+        results: list[dict[str, Any]] = []
+        failed_detail = ""
+        for job_id, job in zip(job_ids, jobs, strict=True):
+            if job is None:
+                statuses.append("failed")
+                failed_detail = f"chunk {job_id} expired or was lost"
+                continue
+            status = job.get_status(refresh=False)
+            if status == JobStatus.FINISHED:
+                statuses.append("finished")
+                results.extend(job.return_value(refresh=False) or [])
+            elif status in (JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED):
+                statuses.append("failed")
+                failed_detail = f"chunk {job_id} failed after retries"
+            elif status == JobStatus.STARTED:
+                statuses.append("running")
+            else:
+                statuses.append("queued")
+        view = JobView(job_id=request_id, kind=kind, detail=failed_detail)
+        if all(s == "finished" for s in statuses):
+            view.update(status="finished", results=results)
+        elif "queued" not in statuses and "running" not in statuses:
+            view["status"] = "failed"
+        elif "running" in statuses or "finished" in statuses:
+            view["status"] = "running"
+        else:
+            view["status"] = "queued"
+        return view
+
+    # -- Backend
+    async def run(self, payload: Payload) -> list[dict[str, Any]]:
+        from redis.exceptions import ConnectionError as RedisConnectionError
+
+        request_id = await asyncio.to_thread(self._enqueue, payload)
+        deadline = time.monotonic() + self.settings.request_deadline_s
+        delay = 0.002
+        while time.monotonic() < deadline:
+            await asyncio.sleep(delay)
+            delay = min(delay * 1.5, 0.05)
+            try:
+                view = await asyncio.to_thread(self._poll, request_id)
+            except RedisConnectionError as exc:
+                log.warning("redis unavailable while waiting for %s: %s", request_id, exc)
+                delay = 0.5
+                continue
+            if view is None:
+                raise DeadlineExceeded(request_id)
+            if view["status"] == "finished":
+                return list(view["results"])
+            if view["status"] == "failed":
+                return self._fill_failed(request_id, payload)
+        raise DeadlineExceeded(request_id)
+
+    def _poll(self, request_id: str) -> JobView | None:
+        self._cleanup_abandoned()
+        return self._gather(request_id)
+
+    def _fill_failed(self, request_id: str, payload: Payload) -> list[dict[str, Any]]:
+        """Chunks that failed after every retry: their tasks get `sandbox_error` verdicts."""
+        from rq.job import Job, JobStatus
+
+        meta = self.redis.hgetall(f"azr:request:{request_id}")
+        job_ids = meta[b"jobs"].decode().split(",")
+        items = items_of(payload)
+        size = int(meta[b"size"])
+        results: list[dict[str, Any]] = []
+        for index, job in enumerate(Job.fetch_many(job_ids, connection=self.redis)):
+            if job is not None and job.get_status(refresh=False) == JobStatus.FINISHED:
+                results.extend(job.return_value(refresh=False) or [])
+                continue
+            chunk = items[index * size : (index + 1) * size]
+            for item in chunk:
+                base = {"id": item["id"], "verdict": "sandbox_error", "detail": "the executor failed after retries"}
+                if payload["kind"] == "validate":
+                    n = len(item["inputs"])
+                    results.append(base | {"valid": False, "outputs": [None] * n, "input_verdicts": ["sandbox_error"] * n})
+                else:
+                    results.append(base | {"correct": False})
+        metrics.record_results(payload["kind"], (r["verdict"] for r in results if r["verdict"] == "sandbox_error"))
+        return results
+
+    async def submit(self, payload: Payload) -> str:
+        return await asyncio.to_thread(self._enqueue, payload)
+
+    async def job(self, job_id: str) -> JobView | None:
+        return await asyncio.to_thread(self._poll, job_id)
+
+    def readiness(self) -> tuple[bool, dict[str, Any]]:
+        try:
+            self.redis.ping()
+        except Exception as exc:  # noqa: BLE001
+            return False, {"mode": self.mode, "redis": f"unreachable: {exc}"}
+        workers = self._workers_exact()
+        return workers > 0, {"mode": self.mode, "redis": "ok", "workers": workers, "queue_depth": self.queue.count}
+
+    def _workers_exact(self) -> int:
+        from rq import Worker
+
+        return Worker.count(connection=self.redis, queue=self.queue)
+
+
+def make_backend(settings: Settings) -> Backend:
+    if settings.redis_url:
+        return QueueBackend(settings)
+    return EmbeddedBackend(settings)

@@ -1,0 +1,67 @@
+"""The one code path from a request payload to verdicts, shared by embedded mode and RQ workers."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from typing import Any
+
+from api import metrics
+from executor.engine import Engine
+from executor.verdicts import Answer, Case, ValidateTask
+
+Payload = dict[str, Any]
+
+
+def validate_payload(tasks: list[dict[str, Any]], repeats: int, timeout_s: float | None) -> Payload:
+    return {"kind": "validate", "tasks": tasks, "repeats": repeats, "timeout_s": timeout_s}
+
+
+def verify_payload(answers: list[dict[str, Any]], timeout_s: float | None) -> Payload:
+    return {"kind": "verify", "answers": answers, "timeout_s": timeout_s}
+
+
+def items_of(payload: Payload) -> list[dict[str, Any]]:
+    return list(payload["tasks"] if payload["kind"] == "validate" else payload["answers"])
+
+
+def with_items(payload: Payload, items: list[dict[str, Any]]) -> Payload:
+    key = "tasks" if payload["kind"] == "validate" else "answers"
+    return {**payload, key: items}
+
+
+def _result_dict(result: Any) -> dict[str, Any]:
+    data = asdict(result)
+    for key in ("verdict",):
+        data[key] = str(data[key])
+    if "input_verdicts" in data:
+        data["input_verdicts"] = [str(v) for v in data["input_verdicts"]]
+    return data
+
+
+def execute(engine: Engine, payload: Payload) -> list[dict[str, Any]]:
+    """Run one payload on an engine; plain dicts out (JSON- and pickle-friendly)."""
+    started = time.perf_counter()
+    kind = payload["kind"]
+    if kind == "validate":
+        tasks = [ValidateTask(t["id"], t["program"], list(t["inputs"])) for t in payload["tasks"]]
+        results = [_result_dict(r) for r in engine.validate(tasks, payload.get("repeats", 2), payload.get("timeout_s"))]
+    elif kind == "verify":
+        answers = [
+            Answer(
+                a["id"],
+                a["task_type"],
+                a["answer"],
+                a.get("program"),
+                a.get("input"),
+                a.get("output"),
+                tuple(Case(c["input"], c["output"]) for c in (a.get("cases") or ())),
+            )
+            for a in payload["answers"]
+        ]
+        results = [_result_dict(r) for r in engine.verify(answers, payload.get("timeout_s"))]
+    else:
+        raise ValueError(f"unknown payload kind {kind!r}")
+    metrics.EXECUTION_SECONDS.labels(kind).observe(time.perf_counter() - started)
+    metrics.record_results(kind, (r["verdict"] for r in results))
+    return results
