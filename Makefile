@@ -1,0 +1,24 @@
+.PHONY: serve test setup setup-test lint bench
+
+# Start the service on the embedded default (no Redis, no Docker): http://127.0.0.1:8000/docs
+serve: setup
+	.venv/bin/azr-exec serve --host 127.0.0.1 --port 8000
+
+# Install everything the tests need (Redis, Docker engine + images, Chromium, Prometheus) and run them all.
+test: setup-test
+	mkdir -p artifacts
+	.venv/bin/pytest -q --durations=15 --junitxml=artifacts/junit.xml
+
+setup:
+	scripts/bootstrap.sh core
+
+setup-test:
+	scripts/bootstrap.sh test
+
+lint:
+	.venv/bin/ruff format --check executor api tests
+	.venv/bin/ruff check executor api tests
+	.venv/bin/mypy executor api
+
+bench: setup
+	.venv/bin/azr-exec bench
