@@ -1,0 +1,93 @@
+"""`azr-exec bench --sections http`: end-to-end requests/s and latency over real HTTP, both modes."""
+
+from __future__ import annotations
+
+import statistics
+import time
+import uuid
+from typing import Any
+
+import httpx
+
+from executor.engine import Engine
+from executor.verdicts import ValidateTask
+
+
+def _batch(size: int) -> list[dict[str, Any]]:
+    nonce = uuid.uuid4().hex[:8]  # fresh programs: no cache hits across runs
+    return [
+        {"id": f"t{i}", "program": f"def f(a):\n    # {nonce}\n    return sorted(a)[::-1] + [{i}]", "inputs": ["[3, 1, 2]"]}
+        for i in range(size)
+    ]
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def _round_trips(url: str, count: int) -> dict[str, float]:
+    latencies = []
+    with httpx.Client(base_url=url, timeout=60) as client:
+        for i in range(count):
+            body = {"tasks": _batch(1), "repeats": 2}
+            body["tasks"][0]["id"] = f"r{i}"
+            started = time.perf_counter()
+            response = client.post("/v1/validate", json=body)
+            latencies.append((time.perf_counter() - started) * 1000)
+            response.raise_for_status()
+    return {"p50_ms": statistics.median(latencies), "p99_ms": _percentile(latencies, 0.99),
+            "requests_per_s": 1000 / statistics.mean(latencies)}
+
+
+def _big_batch(url: str, size: int) -> float:
+    body = {"tasks": _batch(size), "repeats": 2}
+    started = time.perf_counter()
+    response = httpx.post(url + "/v1/validate", json=body, timeout=600)
+    response.raise_for_status()
+    assert all(r["valid"] for r in response.json()["results"])
+    return time.perf_counter() - started
+
+
+def http_section(args: Any) -> dict[str, Any]:
+    from tests.servers import redis_answers, running_service
+
+    quick = bool(getattr(args, "quick", False))
+    trips, size = (100, 1000) if quick else (300, 1000)
+    figures: dict[str, Any] = {}
+
+    with Engine() as engine:
+        tasks = [ValidateTask(t["id"], t["program"], t["inputs"]) for t in _batch(size)]
+        engine.validate(tasks[:50])
+        started = time.perf_counter()
+        engine.validate(tasks, repeats=2)
+        engine_s = time.perf_counter() - started
+    figures["engine_batch_s"] = engine_s
+    print(f"engine alone: {size} tasks x 2 repeats in {engine_s:.2f} s ({2 * size / engine_s:.0f} executions/s)")
+
+    with running_service() as service:
+        _round_trips(service.url, 20)
+        figures["embedded_round_trip"] = _round_trips(service.url, trips)
+        figures["embedded_batch_s"] = _big_batch(service.url, size)
+
+    if redis_answers():
+        for workers in (1, 2):
+            with running_service(workers=workers, AZR_REDIS_URL="redis://127.0.0.1:6379/0") as service:
+                _big_batch(service.url, 100)
+                figures[f"queue_{workers}w_round_trip"] = _round_trips(service.url, trips // 2)
+                figures[f"queue_{workers}w_batch_s"] = _big_batch(service.url, size)
+    else:
+        print("queue mode skipped: no Redis at 127.0.0.1:6379")
+
+    print()
+    print(f"{'mode':<22}{'p50 ms':>10}{'p99 ms':>10}{'req/s':>10}{'1000-task batch s':>20}{'vs engine':>12}")
+    for mode in ("embedded", "queue_1w", "queue_2w"):
+        trip = figures.get(f"{mode}_round_trip")
+        batch = figures.get(f"{mode}_batch_s")
+        if trip is None:
+            continue
+        print(
+            f"{mode:<22}{trip['p50_ms']:>10.2f}{trip['p99_ms']:>10.2f}{trip['requests_per_s']:>10.0f}"
+            f"{batch:>20.2f}{batch / engine_s:>11.2f}x"
+        )
+    return figures
