@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
+from fastapi import APIRouter, Body, Depends, HTTPException, Query, Response, status
 
 from api import metrics
 from api.core.config import Settings
 from api.core.deps import backend_dep, require_key, settings_dep
 from api.schemas import (
+    AnswerIn,
     ErrorOut,
     JobAccepted,
     JobStatus,
@@ -84,7 +85,10 @@ async def validate(
     summary="Judge solver answers (deduction, abduction, induction)",
 )
 async def verify(
-    request: VerifyRequest,
+    body: Annotated[
+        VerifyRequest | list[AnswerIn],
+        Body(description="`{\"answers\": [...], \"run\": ..., \"step\": ...}`, or a bare list of answers."),
+    ],
     response: Response,
     backend: Annotated[Backend, Depends(backend_dep)],
     settings: Annotated[Settings, Depends(settings_dep)],
@@ -92,6 +96,7 @@ async def verify(
     wait: bool = WAIT,
 ) -> Any:
     """Equality is Python `==` evaluated inside the sandbox (the CRUXEval rule)."""
+    request = body if isinstance(body, VerifyRequest) else VerifyRequest(answers=body)
     limits.check_verify(request, settings)
     payload = verify_payload([a.model_dump() for a in request.answers], request.timeout_s)
     payload["meta"] = {"run": request.run, "step": request.step, "key_id": key_id}

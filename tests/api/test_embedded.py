@@ -73,3 +73,10 @@ def test_repeated_validation_hits_the_cache(embedded: Service) -> None:
     again = httpx.post(embedded.url + "/v1/validate", json={"tasks": [task]}, timeout=30).json()
     assert again["results"][0]["outputs"] == ["76193340"]
     assert hits() == before + 1
+
+
+def test_verify_accepts_a_bare_list_of_answers(embedded: Service) -> None:
+    answers = [a for a, _, _ in MIXED_ANSWERS]
+    response = httpx.post(embedded.url + "/v1/verify", json=answers, timeout=60)
+    assert response.status_code == 200, response.text
+    check_verify_results(response.json()["results"])
