@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 
-from api import metrics
+from api import audit, metrics
 from api.core.config import Settings, get_settings
+from api.routes import audit as audit_routes
 from api.routes import health, verification
 from api.services.backends import Backend, make_backend
 
@@ -35,12 +39,14 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         chosen = backend or make_backend(settings)
         chosen.start()
+        audit.configure(settings)
         app.state.backend = chosen
         log.info("azr-exec API ready in %s mode", chosen.mode)
         try:
             yield
         finally:
             chosen.close()
+            audit.shutdown()
 
     app = FastAPI(
         title="AZR verification service",
@@ -50,6 +56,8 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
     )
     app.include_router(verification.router)
     app.include_router(health.router)
+    app.include_router(audit_routes.router)
+    app.mount("/audit/static", StaticFiles(directory=audit.STATIC_DIR), name="audit-static")
 
     @app.middleware("http")
     async def limit_and_measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
@@ -86,6 +94,9 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
     mode = "queue (RQ at " + settings.redis_url + ")" if settings.redis_url else "embedded (in-process sandbox pool)"
     log.info("starting azr-exec serve on http://%s:%d in %s mode; docs at /docs", host, port, mode)
     if workers > 1:
+        if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            # Each uvicorn worker is a process: counters must be aggregated across them.
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="azr-metrics-")
         uvicorn.run("api.server:app_factory", factory=True, host=host, port=port, workers=workers, log_level="info")
     else:
         uvicorn.run(create_app(settings), host=host, port=port, log_level="info", access_log=False)

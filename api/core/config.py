@@ -57,6 +57,17 @@ class Settings(BaseSettings):
     worker_metrics_port: int = Field(9100, ge=0, description="0 disables the worker's /metrics server.")
     cache_ttl_s: int = Field(7 * 86400, ge=1)
 
+    # Audit trail (api/audit)
+    audit_enabled: bool = True
+    audit_dir: str = Field(".azr-audit", description="Embedded mode's audit store and queue mode's query index.")
+    audit_sample_ok: float = Field(0.01, ge=0, le=1, description="Fraction of ok verdicts recorded.")
+    audit_sample_wrong: float = Field(0.0, ge=0, le=1, description="Fraction of wrong verdicts recorded.")
+    audit_max_records: int = Field(1_000_000, ge=1, description="Retention by count.")
+    audit_retention_days: float = Field(14.0, gt=0, description="Retention by age.")
+    audit_stream: str = Field("azr:audit", description="Queue mode: the Redis stream of audit records.")
+    audit_max_program_chars: int = Field(8000, ge=100)
+    audit_max_input_chars: int = Field(2000, ge=100)
+
     def engine_settings(self) -> EngineSettings:
         return EngineSettings(
             limits=Limits(

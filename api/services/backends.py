@@ -12,7 +12,7 @@ from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol
 
-from api import metrics
+from api import audit, metrics
 from api.core.config import Settings
 from api.services.execution import Payload, execute, items_of, with_items
 from executor.engine import Engine
@@ -341,7 +341,9 @@ class QueueBackend:
                     results.append(base | {"valid": False, "outputs": [None] * n, "input_verdicts": ["sandbox_error"] * n})
                 else:
                     results.append(base | {"correct": False})
-        metrics.record_results(payload["kind"], (r["verdict"] for r in results if r["verdict"] == "sandbox_error"))
+        failed = [r for r in results if r["verdict"] == "sandbox_error"]
+        metrics.record_results(payload["kind"], (r["verdict"] for r in failed))
+        audit.record(payload, failed)
         return results
 
     async def submit(self, payload: Payload) -> str:

@@ -6,7 +6,7 @@ import time
 from dataclasses import asdict
 from typing import Any
 
-from api import metrics
+from api import audit, metrics
 from executor.engine import Engine
 from executor.verdicts import Answer, Case, ValidateTask
 
@@ -64,4 +64,5 @@ def execute(engine: Engine, payload: Payload) -> list[dict[str, Any]]:
         raise ValueError(f"unknown payload kind {kind!r}")
     metrics.EXECUTION_SECONDS.labels(kind).observe(time.perf_counter() - started)
     metrics.record_results(kind, (r["verdict"] for r in results))
+    audit.record(payload, results)
     return results
