@@ -98,7 +98,9 @@ class Engine:
     def limits_for(self, timeout_s: float | None) -> Limits:
         limits = self.settings.limits
         if timeout_s is not None:
-            limits = limits.model_copy(update={"timeout_s": min(float(timeout_s), self.settings.max_timeout_s)})
+            limits = limits.model_copy(
+                update={"timeout_s": min(float(timeout_s), self.settings.max_timeout_s)}
+            )
         return limits
 
     def _next_lane(self) -> int:
@@ -108,7 +110,9 @@ class Engine:
     def _submit(self, job: dict[str, Any], lane: int) -> Future[dict[str, Any]]:
         return self.pool.submit(job, lane)
 
-    def _results(self, futures: list[Future[dict[str, Any]]], jobs: list[tuple[dict[str, Any], int]]) -> list[dict[str, Any]]:
+    def _results(
+        self, futures: list[Future[dict[str, Any]]], jobs: list[tuple[dict[str, Any], int]]
+    ) -> list[dict[str, Any]]:
         """Wait for results; re-run sandbox errors up to `retries` times."""
         results = [future.result() for future in futures]
         for _ in range(self.settings.retries):
@@ -154,7 +158,9 @@ class Engine:
                     row.append(InputOutcome(input_finding.verdict, detail=input_finding.message))
                     continue
                 row.append(None)
-                key = cache_key("validate", task.program, text, repeats, limits.model_dump(), self._fingerprint)
+                key = cache_key(
+                    "validate", task.program, text, repeats, limits.model_dump(), self._fingerprint
+                )
                 pending.append((len(outcomes), index, key))
             outcomes.append(row)
 
@@ -166,8 +172,14 @@ class Engine:
             if finding is not None:
                 results.append(
                     ValidateResult(
-                        task.id, False, finding.verdict, [None] * len(final),
-                        [o.verdict for o in final], finding.message, [finding.message] * len(final), finding.line,
+                        task.id,
+                        False,
+                        finding.verdict,
+                        [None] * len(final),
+                        [o.verdict for o in final],
+                        finding.message,
+                        [finding.message] * len(final),
+                        finding.line,
                     )
                 )
                 continue
@@ -181,6 +193,10 @@ class Engine:
                     [o.verdict for o in final],
                     detail,
                     [o.detail for o in final],
+                    cached=all(o.cached for o in final),
+                    cpu_ms=max((o.cpu_ms for o in final), default=0.0),
+                    maxrss_kb=max((o.maxrss_kb for o in final), default=0),
+                    input_outputs_seen=[list(o.outputs_seen) for o in final],
                 )
             )
         return results
@@ -258,7 +274,11 @@ class Engine:
             hit = cached.get(key)
             if hit is not None:
                 results[index] = VerifyResult(
-                    answers[index].id, hit["verdict"] == "ok", Verdict(hit["verdict"]), hit["detail"], cached=True
+                    answers[index].id,
+                    hit["verdict"] == "ok",
+                    Verdict(hit["verdict"]),
+                    hit["detail"],
+                    cached=True,
                 )
             else:
                 to_run.setdefault(key, plan)
@@ -288,6 +308,28 @@ class Engine:
             self.cache.set_many(fresh)
         return [r if r is not None else VerifyResult("", False, Verdict.SANDBOX_ERROR) for r in results]
 
+    def _gold_finding(self, output: str, job: dict[str, Any], what: str) -> Finding | None:
+        """Check a gold output for a check_call job.
+
+        A gold output that is not an expression but a plain repr such as
+        ``defaultdict(<class 'int'>, {0: 1})`` cannot be evaluated; such a job compares
+        ``repr(f(input))`` with it as text instead (marked ``expected_repr``). Empty,
+        oversized or forbidden gold outputs stay findings.
+        """
+        sizes, policy = self.settings.sizes, self.settings.policy
+        finding = static_checks.check_expression(output, policy, sizes.max_answer_chars, what)
+        if finding is None:
+            return None
+        textual = (
+            finding.verdict is Verdict.INVALID_INPUT
+            and output.strip() != ""
+            and static_checks._text_problem(output, what, sizes.max_answer_chars) is None
+        )
+        if not textual:
+            return finding
+        job["expected_repr"] = True
+        return None
+
     def _plan_answer(self, answer: Answer, job_limits: dict[str, Any]) -> VerifyResult | list[dict[str, Any]]:
         """The sandbox jobs that decide one answer, or its verdict if a static check decides it."""
         sizes, policy = self.settings.sizes, self.settings.policy
@@ -298,42 +340,62 @@ class Engine:
         if answer.task_type == "deduction":
             if answer.output is None:
                 return reject(Finding(Verdict.INVALID_INPUT, "a deduction answer needs the gold 'output'"))
-            for text, what in ((answer.answer, "answer"), (answer.output, "gold output")):
-                finding = static_checks.check_expression(text, policy, sizes.max_answer_chars, what)
-                if finding is not None:
-                    return reject(finding)
+            finding = static_checks.check_expression(answer.answer, policy, sizes.max_answer_chars, "answer")
+            if finding is not None:
+                return reject(finding)
             program = answer.program
             if program is not None and static_checks.check_program(program, policy, sizes) is not None:
                 program = None  # the gold output is what counts; evaluate without the program
-            return [
-                {
-                    "mode": "check_value",
-                    "program": program,
-                    "expected": answer.output.strip(),
-                    "answer": answer.answer.strip(),
-                    "limits": job_limits,
-                }
-            ]
+            job: dict[str, Any] = {
+                "mode": "check_value",
+                "program": program,
+                "expected": answer.output.strip(),
+                "answer": answer.answer.strip(),
+                "limits": job_limits,
+            }
+            gold_finding = static_checks.check_expression(
+                answer.output, policy, sizes.max_answer_chars, "gold output"
+            )
+            if gold_finding is not None:
+                # A repr that is no expression (e.g. "defaultdict(<class 'int'>, {...})") can still be
+                # judged when the task's program and input are given: the sandbox recomputes the gold
+                # value with f(input) and accepts it only if its repr is exactly the gold text.
+                recompute = (
+                    gold_finding.verdict is Verdict.INVALID_INPUT
+                    and program is not None
+                    and answer.input is not None
+                    and static_checks.check_arguments(answer.input, policy, sizes.max_input_chars) is None
+                    and answer.output.strip() != ""
+                    and static_checks._text_problem(answer.output, "gold output", sizes.max_answer_chars)
+                    is None
+                )
+                if not recompute:
+                    return reject(gold_finding)
+                job["gold_input"] = answer.input
+            return [job]
 
         if answer.task_type == "abduction":
             if answer.program is None or answer.output is None:
-                return reject(Finding(Verdict.INVALID_INPUT, "an abduction answer needs 'program' and 'output'"))
+                return reject(
+                    Finding(Verdict.INVALID_INPUT, "an abduction answer needs 'program' and 'output'")
+                )
             finding = static_checks.check_program(answer.program, policy, sizes)
-            finding = finding or static_checks.check_arguments(answer.answer, policy, sizes.max_answer_chars, "answer")
-            finding = finding or static_checks.check_expression(
-                answer.output, policy, sizes.max_answer_chars, "gold output"
+            finding = finding or static_checks.check_arguments(
+                answer.answer, policy, sizes.max_answer_chars, "answer"
             )
             if finding is not None:
                 return reject(finding)
-            return [
-                {
-                    "mode": "check_call",
-                    "program": answer.program,
-                    "input": answer.answer,
-                    "expected": answer.output.strip(),
-                    "limits": job_limits,
-                }
-            ]
+            job = {
+                "mode": "check_call",
+                "program": answer.program,
+                "input": answer.answer,
+                "expected": answer.output.strip(),
+                "limits": job_limits,
+            }
+            gold_finding = self._gold_finding(answer.output, job, "gold output")
+            if gold_finding is not None:
+                return reject(gold_finding)
+            return [job]
 
         if answer.task_type == "induction":
             if not answer.cases:
@@ -350,22 +412,19 @@ class Engine:
                 return reject(finding)
             jobs = []
             for number, case in enumerate(answer.cases):
+                case_job = {
+                    "mode": "check_call",
+                    "program": answer.answer,
+                    "input": case.input,
+                    "expected": case.output.strip(),
+                    "limits": job_limits,
+                }
                 case_finding = static_checks.check_arguments(
                     case.input, policy, sizes.max_input_chars, f"input of case {number}"
-                ) or static_checks.check_expression(
-                    case.output, policy, sizes.max_answer_chars, f"output of case {number}"
-                )
+                ) or self._gold_finding(case.output, case_job, f"output of case {number}")
                 if case_finding is not None:
                     return reject(case_finding)
-                jobs.append(
-                    {
-                        "mode": "check_call",
-                        "program": answer.answer,
-                        "input": case.input,
-                        "expected": case.output.strip(),
-                        "limits": job_limits,
-                    }
-                )
+                jobs.append(case_job)
             return jobs
 
         return reject(Finding(Verdict.INVALID_INPUT, f"unknown task_type {answer.task_type!r}"))

@@ -7,6 +7,7 @@ filter only: the sandbox holds even when a program slips past them.
 from __future__ import annotations
 
 import ast
+import warnings
 
 from executor.limits import SizeLimits
 from executor.policy import ATTRIBUTE_FUNCTIONS, Policy
@@ -27,7 +28,11 @@ def _text_problem(text: str, what: str, limit: int) -> str | None:
 
 def _parse(text: str, mode: str, filename: str) -> ast.AST | SyntaxError:
     try:
-        return ast.parse(text, filename=filename, mode=mode)
+        with warnings.catch_warnings():
+            warnings.simplefilter(
+                "ignore"
+            )  # e.g. "invalid escape sequence" in request text is not ours to print
+            return ast.parse(text, filename=filename, mode=mode)
     except SyntaxError as exc:
         return exc
     except (ValueError, MemoryError, RecursionError) as exc:
@@ -153,9 +158,7 @@ def check_program(source: str, policy: Policy, sizes: SizeLimits) -> Finding | N
     finding = policy_finding(tree, policy)
     if finding:
         return finding
-    defines_f = any(
-        isinstance(node, ast.FunctionDef) and node.name == "f" for node in tree.body
-    )
+    defines_f = any(isinstance(node, ast.FunctionDef) and node.name == "f" for node in tree.body)
     if not defines_f:
         return Finding(
             Verdict.BAD_FORM, "the program must define a function named f at the top level (def f(...):)"
@@ -176,8 +179,13 @@ def check_arguments(text: str, policy: Policy, max_chars: int, what: str = "inpu
         )
     assert isinstance(tree, ast.Expression)
     call = tree.body
-    if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "f"
-            and call.func.col_offset == 0 and call.func.end_col_offset == 1):
+    if not (
+        isinstance(call, ast.Call)
+        and isinstance(call.func, ast.Name)
+        and call.func.id == "f"
+        and call.func.col_offset == 0
+        and call.func.end_col_offset == 1
+    ):
         return Finding(
             Verdict.INVALID_INPUT,
             f"the {what} must be a single argument list such as `1, 'a'`; text that closes the "
@@ -199,7 +207,5 @@ def check_expression(text: str, policy: Policy, max_chars: int, what: str = "ans
         return Finding(Verdict.INVALID_INPUT, f"the {what} is empty; give a Python expression")
     tree = _parse(text.strip(), "eval", f"<{what}>")
     if isinstance(tree, SyntaxError):
-        return Finding(
-            Verdict.INVALID_INPUT, f"the {what} is not a single Python expression: {tree.msg}"
-        )
+        return Finding(Verdict.INVALID_INPUT, f"the {what} is not a single Python expression: {tree.msg}")
     return policy_finding(tree, policy)

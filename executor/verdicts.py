@@ -65,6 +65,11 @@ class ValidateResult:
     detail: str = ""
     input_details: list[str] = field(default_factory=list)
     line: int | None = None
+    cached: bool = False  # every input's outcome came from the result cache
+    # resource figures (the most of any input) and, per input, the distinct outputs seen (audit trail)
+    cpu_ms: float = 0.0
+    maxrss_kb: int = 0
+    input_outputs_seen: list[list[str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

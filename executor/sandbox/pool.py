@@ -178,6 +178,9 @@ class SandboxPool:
         self._start_lock = threading.Lock()
         self.executions = 0
         self.on_batch: Callable[[int, float], None] | None = None
+        # When set to a list, every result's in-zygote wall time (fork -> result -> reaped), in ms,
+        # is appended to it (the benchmark reads per-execution latency from here).
+        self.latencies: list[float] | None = None
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -288,6 +291,8 @@ class SandboxPool:
                 with self._busy_lock:
                     self._busy -= 1
             self.executions += len(batch)
+            if self.latencies is not None:
+                self.latencies.extend(float(r.get("wall_ms", 0.0)) for r in results if "wall_ms" in r)
             if self.on_batch is not None:
                 self.on_batch(len(batch), time.perf_counter() - started)
             for pending, result in zip(batch, results, strict=True):

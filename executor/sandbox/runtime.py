@@ -44,14 +44,19 @@ import struct
 import sys
 import time
 
-RUNTIME_VERSION = "1"
+RUNTIME_VERSION = "3"
 FRAME_HEADER = struct.Struct(">I")
 MAX_FRAME_BYTES = 256 * 1024 * 1024
 RESULT_MARKER = b"AZR-RESULT\n"
 
 # Modules imported once in the zygote so that children get them for the price of a fork.
+# Only what AZR/CRUXEval programs import often (typing, collections, math, re, functools,
+# itertools, heapq, string, ...): every preloaded module makes the zygote bigger and so
+# every fork and every exit slower (~0.2 ms per execution for decimal, fractions,
+# statistics, dataclasses & co.). Anything else is imported by the child on demand.
 PRELOADED_MODULES = (
     "collections",
+    "collections.abc",
     "itertools",
     "functools",
     "math",
@@ -62,14 +67,6 @@ PRELOADED_MODULES = (
     "operator",
     "typing",
     "copy",
-    "decimal",
-    "fractions",
-    "statistics",
-    "dataclasses",
-    "enum",
-    "textwrap",
-    "unicodedata",
-    "array",
 )
 
 
@@ -208,8 +205,38 @@ def _bpf_jump(code: int, k: int, jt: int, jf: int) -> bytes:
     return struct.pack("HBBI", code, jt, jf, k)
 
 
-def build_seccomp_program() -> bytes:
-    """Return the BPF program (x86-64) as raw ``struct sock_filter`` bytes."""
+# Denied only in the child: the zygote itself needs them (it forks, signals and reaps its
+# children and moves them into their own process group).
+_CHILD_ONLY = frozenset(
+    {
+        "fork",
+        "vfork",
+        "kill",
+        "tkill",
+        "tgkill",
+        "setpgid",
+        "setsid",
+        "pidfd_open",
+        "pidfd_send_signal",
+        "pidfd_getfd",
+        "rt_sigqueueinfo",
+        "rt_tgsigqueueinfo",
+    }
+)
+
+
+def build_seccomp_program(stage: str = "full") -> bytes:
+    """Return the BPF program (x86-64) as raw ``struct sock_filter`` bytes.
+
+    ``full`` is the whole policy in one filter. To keep the per-child cost low it is
+    split in two stacked filters with the same combined effect: ``zygote`` (loaded once
+    in the zygote, so every child inherits it: everything except what the zygote
+    itself needs) and ``child`` (loaded in each child: the few calls only the zygote
+    may make, plus clone without CLONE_THREAD). Attaching a filter costs a BPF JIT
+    compilation per process, roughly proportional to its length.
+    """
+    if stage not in ("full", "zygote", "child"):
+        raise ValueError(stage)
     ld_abs, jeq, jset, ret = 0x20, 0x15, 0x45, 0x06
     allow, errno_base, kill = 0x7FFF0000, 0x00050000, 0x80000000
     eperm, eacces, enosys = 1, 13, 38
@@ -221,27 +248,35 @@ def build_seccomp_program() -> bytes:
         _bpf_jump(jset, 0x40000000, 0, 1),  # the x32 ABI
         _bpf_stmt(ret, errno_base | eperm),
     ]
-    for nr in sorted(_DENY_EPERM.values()):
+    if stage == "full":
+        eperm_set = set(_DENY_EPERM.values())
+    elif stage == "zygote":
+        eperm_set = {nr for name, nr in _DENY_EPERM.items() if name not in _CHILD_ONLY}
+    else:
+        eperm_set = {nr for name, nr in _DENY_EPERM.items() if name in _CHILD_ONLY}
+    for nr in sorted(eperm_set):
         prog += [_bpf_jump(jeq, nr, 0, 1), _bpf_stmt(ret, errno_base | eperm)]
-    for nr in sorted(_DENY_ENOSYS.values()):
-        prog += [_bpf_jump(jeq, nr, 0, 1), _bpf_stmt(ret, errno_base | enosys)]
-    # open(path, flags) and openat(dirfd, path, flags): refuse any write access.
-    for nr, arg in ((_NR_OPEN, 1), (_NR_OPENAT, 2)):
+    if stage != "child":
+        for nr in sorted(_DENY_ENOSYS.values()):
+            prog += [_bpf_jump(jeq, nr, 0, 1), _bpf_stmt(ret, errno_base | enosys)]
+        # open(path, flags) and openat(dirfd, path, flags): refuse any write access.
+        for nr, arg in ((_NR_OPEN, 1), (_NR_OPENAT, 2)):
+            prog += [
+                _bpf_jump(jeq, nr, 0, 4),
+                _bpf_stmt(ld_abs, 16 + 8 * arg),
+                _bpf_jump(jset, _WRITE_FLAGS, 0, 1),
+                _bpf_stmt(ret, errno_base | eacces),
+                _bpf_stmt(ret, allow),
+            ]
+    if stage != "zygote":
+        # clone: threads only, never a new process.
         prog += [
-            _bpf_jump(jeq, nr, 0, 4),
-            _bpf_stmt(ld_abs, 16 + 8 * arg),
-            _bpf_jump(jset, _WRITE_FLAGS, 0, 1),
-            _bpf_stmt(ret, errno_base | eacces),
+            _bpf_jump(jeq, _NR_CLONE, 0, 4),
+            _bpf_stmt(ld_abs, 16),
+            _bpf_jump(jset, _CLONE_THREAD, 0, 1),
             _bpf_stmt(ret, allow),
+            _bpf_stmt(ret, errno_base | eperm),
         ]
-    # clone: threads only, never a new process.
-    prog += [
-        _bpf_jump(jeq, _NR_CLONE, 0, 4),
-        _bpf_stmt(ld_abs, 16),
-        _bpf_jump(jset, _CLONE_THREAD, 0, 1),
-        _bpf_stmt(ret, allow),
-        _bpf_stmt(ret, errno_base | eperm),
-    ]
     prog.append(_bpf_stmt(ret, allow))
     return b"".join(prog)
 
@@ -251,19 +286,26 @@ class _SockFprog(ctypes.Structure):
 
 
 class Seccomp:
-    """A seccomp filter built once in the zygote and loaded in each child (two prctl calls)."""
+    """The seccomp policy: a zygote stage loaded once (inherited by every child) and a
+    short child stage loaded in each child; together they equal ``build_seccomp_program()``.
+    If the zygote stage cannot be loaded, each child loads the full filter instead."""
+
+    _zygote_stage_loaded = False  # per process: filters stack, so load the zygote stage once
 
     def __init__(self) -> None:
         self.available = False
         self.reason = ""
+        self.mode = "none"
         if os.uname().machine != "x86_64":
             self.reason = f"no syscall table for {os.uname().machine}"
             return
         try:
             self._libc = ctypes.CDLL(None, use_errno=True)
-            program = build_seccomp_program()
-            self._buffer = ctypes.create_string_buffer(program, len(program))
-            self._fprog = _SockFprog(len(program) // 8, ctypes.addressof(self._buffer))
+            self._programs = {}
+            for stage in ("full", "zygote", "child"):
+                program = build_seccomp_program(stage)
+                buffer = ctypes.create_string_buffer(program, len(program))
+                self._programs[stage] = (buffer, _SockFprog(len(program) // 8, ctypes.addressof(buffer)))
             self._prctl = self._libc.prctl
             self._prctl.argtypes = [
                 ctypes.c_int,
@@ -273,16 +315,39 @@ class Seccomp:
                 ctypes.c_ulong,
             ]
             self.available = True
+            self.mode = "full-per-child"
         except OSError as exc:  # pragma: no cover - libc always loads on Linux
             self.reason = str(exc)
 
-    def load(self) -> None:
+    def _attach(self, stage: str) -> None:
+        if self._prctl(22, 2, ctypes.addressof(self._programs[stage][1]), 0, 0) != 0:  # PR_SET_SECCOMP
+            raise OSError(ctypes.get_errno(), f"PR_SET_SECCOMP ({stage}) failed")
+
+    def load_zygote_stage(self) -> None:
+        """In the zygote, once: no_new_privs and the zygote stage, inherited by every child."""
         if not self.available:
+            return
+        if not Seccomp._zygote_stage_loaded:
+            try:
+                if self._prctl(38, 1, None, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS
+                    raise OSError(ctypes.get_errno(), "PR_SET_NO_NEW_PRIVS failed")
+                self._attach("zygote")
+            except OSError as exc:
+                self.reason = f"zygote stage not loaded ({exc}); each child loads the full filter"
+                return
+            Seccomp._zygote_stage_loaded = True
+        self.mode = "zygote+child"
+
+    def load(self) -> None:
+        """In each child, before any untrusted code runs."""
+        if not self.available:
+            return
+        if Seccomp._zygote_stage_loaded:
+            self._attach("child")
             return
         if self._prctl(38, 1, None, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS
             raise OSError(ctypes.get_errno(), "PR_SET_NO_NEW_PRIVS failed")
-        if self._prctl(22, 2, ctypes.addressof(self._fprog), 0, 0) != 0:  # PR_SET_SECCOMP
-            raise OSError(ctypes.get_errno(), "PR_SET_SECCOMP failed")
+        self._attach("full")
 
 
 # --------------------------------------------------------------------------- value helpers
@@ -290,6 +355,12 @@ class Seccomp:
 
 class _Violation(Exception):
     """Raised by the audit hook; a subclass of Exception so a program sees an error."""
+
+
+class _FrameRefused(ValueError):
+    """sys._getframe() refused. A ValueError ("call stack is not deep enough"), which the
+    standard library already expects and handles (namedtuple, enum, typing, warnings),
+    so it is not recorded as a violation; the frames themselves stay out of reach."""
 
 
 def canonical(value, depth: int = 0) -> str:
@@ -306,9 +377,7 @@ def canonical(value, depth: int = 0) -> str:
         inner = sorted(canonical(item, depth + 1) for item in value)
         return f"{kind.__name__}{{{', '.join(inner)}}}"
     if kind is dict:
-        items = sorted(
-            f"{canonical(k, depth + 1)}: {canonical(v, depth + 1)}" for k, v in value.items()
-        )
+        items = sorted(f"{canonical(k, depth + 1)}: {canonical(v, depth + 1)}" for k, v in value.items())
         return "{" + ", ".join(items) + "}"
     if kind in (list, tuple):
         inner = ", ".join(canonical(item, depth + 1) for item in value)
@@ -352,17 +421,21 @@ def values_equal(gold, prediction) -> bool:
 
 
 class _CappedWriter:
-    """Stands in for sys.stdout/sys.stderr: counts bytes and flags a flood."""
+    """Stands in for sys.stdout/sys.stderr: discards text, counts it and flags a flood.
 
-    def __init__(self, limit: int, state: dict) -> None:
+    Nothing a program prints leaves the child; the count is reset before each call
+    of ``f`` so the limit applies per execution of ``f``.
+    """
+
+    def __init__(self, limit: int) -> None:
         self.limit = limit
-        self.state = state
         self.written = 0
+        self.flooded = False
 
     def write(self, text) -> int:
         self.written += len(text)
         if self.written > self.limit:
-            self.state["output_limit"] = True
+            self.flooded = True
             raise _Violation(f"printed more than {self.limit} characters")
         return len(text)
 
@@ -373,10 +446,18 @@ class _CappedWriter:
         return False
 
 
-_CHILD_STATE: dict = {}
+_CHILD_WRITER: list = []
+
+# Events only the runtime raises: the first arms the audit hook for good (there is
+# no way back: the state lives in the hook's closure, which no Python code can
+# reach), the second copies the refused operations into a list.
+_ARM_EVENT = "azr.sandbox.arm"
+_COLLECT_EVENT = "azr.sandbox.violations"
+# Attribute reads that hand out frames (and so every local variable of the runtime).
+_FRAME_ATTRIBUTES = frozenset({"tb_frame", "gi_frame", "cr_frame", "ag_frame", "f_back"})
 
 
-def _audit_hook_factory(allowed_prefixes: tuple[str, ...], state: dict):
+def _audit_hook_factory(allowed_prefixes: tuple[str, ...]):
     refused_prefixes = (
         "socket.",
         "subprocess.",
@@ -404,7 +485,7 @@ def _audit_hook_factory(allowed_prefixes: tuple[str, ...], state: dict):
         "ctypes.",
         "signal.",
         "sys.setrecursionlimit",
-        "sys._getframe",
+        "sys._current_frames",
         "sys.settrace",
         "sys.setprofile",
         "sys.addaudithook",
@@ -433,15 +514,39 @@ def _audit_hook_factory(allowed_prefixes: tuple[str, ...], state: dict):
     )
     refused_exact = {"open", "os.open", "os.listdir", "os.scandir"}
     allowed_dirs = tuple(p.rstrip(os.sep) + os.sep for p in allowed_prefixes)
-    violations = state.setdefault("violations", [])
+    violations: list[str] = []
+    armed = False
+    # Bound now, so that a program that rebinds module globals cannot change them.
+    violation, realpath, fsdecode, frame_attributes = (
+        _Violation,
+        os.path.realpath,
+        os.fsdecode,
+        _FRAME_ATTRIBUTES,
+    )
+    frame_refused = _FrameRefused
+    arm_event, collect_event, write_flags = _ARM_EVENT, _COLLECT_EVENT, _WRITE_FLAGS
+    is_instance, text_type, bytes_type, int_type, list_type = isinstance, str, bytes, int, list
 
     def refuse(message: str) -> None:
         if len(violations) < 20:
             violations.append(message)
-        raise _Violation(message)
+        raise violation(message)
 
     def hook(event: str, args: tuple) -> None:
-        if not state.get("armed"):
+        nonlocal armed
+        if not armed:
+            if event == arm_event:
+                armed = True
+            return
+        if event == collect_event:
+            if args and type(args[0]) is list_type:
+                args[0].extend(violations)
+            return
+        if event == "sys._getframe":
+            raise frame_refused("call stack is not deep enough (frames are not available in the sandbox)")
+        if event == "object.__getattr__":
+            if len(args) > 1 and args[1] in frame_attributes:
+                refuse(f"reading the attribute {args[1]!r} (a frame) is not allowed in the sandbox")
             return
         if event in refused_exact:
             path = args[0] if args else None
@@ -449,13 +554,13 @@ def _audit_hook_factory(allowed_prefixes: tuple[str, ...], state: dict):
             flags = args[2] if len(args) > 2 and event in ("open", "os.open") else 0
             if path is None:
                 path = "."
-            if isinstance(path, int):
+            if is_instance(path, int_type):
                 refuse(f"{event} of file descriptor {path} is not allowed")
-            text = os.fsdecode(path) if isinstance(path, (str, bytes)) else str(path)
-            writing = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (
-                isinstance(flags, int) and flags & _WRITE_FLAGS
+            text = fsdecode(path) if is_instance(path, (text_type, bytes_type)) else str(path)
+            writing = (is_instance(mode, text_type) and any(c in mode for c in "wax+")) or (
+                is_instance(flags, int_type) and flags & write_flags
             )
-            real = os.path.realpath(text) if isinstance(path, (str, bytes)) else text
+            real = realpath(text) if is_instance(path, (text_type, bytes_type)) else text
             if writing or not (real in allowed_prefixes or real.startswith(allowed_dirs)):
                 refuse(f"{event}({text!r}) is not allowed in the sandbox")
             return
@@ -483,9 +588,55 @@ def _apply_limits(job_limits: dict) -> None:
     cap(resource.RLIMIT_MSGQUEUE, 0)
 
 
+class _FallbackNames(dict):
+    """Names that appear in the repr() of common values but are not builtins.
+
+    ``repr(float('inf'))`` is ``inf`` and ``repr(Counter('ab'))`` is
+    ``Counter({'a': 1, 'b': 1})``: an output text must evaluate back to its value
+    even when the program did not import those names itself (a program's own
+    definitions win, they are looked up first). Used as the *locals* of ``eval``;
+    modules that are not preloaded (decimal, fractions) are imported on first use.
+    """
+
+    LAZY = {"Decimal": ("decimal", "Decimal"), "Fraction": ("fractions", "Fraction")}
+
+    def __missing__(self, name: str):
+        where = self.LAZY.get(name)
+        if where is None:
+            raise KeyError(name)
+        module = __import__(where[0])
+        value = getattr(module, where[1])
+        self[name] = value
+        return value
+
+
+def _fallback_names() -> dict:
+    import collections
+
+    return {
+        "inf": float("inf"),
+        "nan": float("nan"),
+        "Counter": collections.Counter,
+        "OrderedDict": collections.OrderedDict,
+        "defaultdict": collections.defaultdict,
+        "deque": collections.deque,
+    }
+
+
+_FALLBACK_NAMES: dict = {}
+
+
+def _eval_in(expression: str, namespace: dict, filename: str):
+    """Evaluate request text in the program's namespace, with the fallback names beneath it."""
+    extra = _FallbackNames({k: v for k, v in _FALLBACK_NAMES.items() if k not in namespace})
+    for name in _FallbackNames.LAZY:
+        if name in namespace:
+            extra[name] = namespace[name]
+    return eval(compile(expression, filename, "eval"), namespace, extra)
+
+
 def _eval_arguments(text: str, namespace: dict):
-    capture = eval(compile(f"__azr_capture__({text})", "<input>", "eval"), namespace)
-    return capture
+    return _eval_in(f"(lambda *args, **kwargs: (args, kwargs))({text})", namespace, "<input>")
 
 
 def compile_program(program: str):
@@ -496,11 +647,11 @@ def compile_program(program: str):
         return {"status": "syntax_error", "detail": f"{type(exc).__name__}: {exc}"}
 
 
-def _run_in_child(job: dict, config: "ZygoteConfig", code) -> dict:
+def _run_in_child(job: dict, config: ZygoteConfig, code) -> dict:
     """Execute one job inside the already-confined child. Returns a result dict."""
     mode = job.get("mode", "run")
     namespace: dict = {"__name__": "__main__", "__builtins__": builtins}
-    namespace["__azr_capture__"] = lambda *args, **kwargs: (args, kwargs)
+    writer = _CHILD_WRITER[0] if _CHILD_WRITER else None
 
     if code is not None:
         try:
@@ -510,9 +661,39 @@ def _run_in_child(job: dict, config: "ZygoteConfig", code) -> dict:
 
     def evaluate(expression: str, what: str):
         try:
-            return True, eval(compile(expression, f"<{what}>", "eval"), namespace)
+            return True, _eval_in(expression, namespace, f"<{what}>")
         except BaseException as exc:  # noqa: BLE001
             return False, _exception_result(exc, f"while evaluating the {what}", invalid=True)
+
+    if mode == "check_value" and job.get("gold_input") is not None:
+        # The gold output is a repr that is no expression (``defaultdict(<class 'int'>, ...)``):
+        # recompute the gold value with f(input) and accept it only if its repr is that text.
+        function = namespace.get("f")
+        if not callable(function):
+            return {"status": "bad_form", "detail": "the program does not define a callable f"}
+        try:
+            args, kwargs = _eval_arguments(job["gold_input"], namespace)
+        except BaseException as exc:  # noqa: BLE001
+            return _exception_result(exc, "while evaluating the task's input", invalid=True)
+        try:
+            gold = function(*args, **kwargs)
+            gold_text = repr(gold)
+        except BaseException as exc:  # noqa: BLE001
+            return _exception_result(exc, "while recomputing the gold output with f(input)")
+        if gold_text.strip() != job["expected"]:
+            return {
+                "status": "invalid_input",
+                "detail": "the gold output is not a Python expression and f(input) does not reproduce it: "
+                f"f(input) gives {_shorten(gold_text)}",
+            }
+        ok, answer = evaluate(job["answer"], "answer")
+        if not ok:
+            return answer
+        try:
+            equal = values_equal(gold, answer)
+        except BaseException as exc:  # noqa: BLE001
+            return _exception_result(exc, "while comparing values")
+        return {"status": "ok" if equal else "wrong", "detail": "" if equal else _mismatch(gold, answer)}
 
     if mode == "check_value":
         ok, gold = evaluate(job["expected"], "gold output")
@@ -533,16 +714,39 @@ def _run_in_child(job: dict, config: "ZygoteConfig", code) -> dict:
 
     calls = max(1, int(job.get("calls", 1)))
     outputs = []
+    snapshots: list[dict] = []
     for _ in range(calls):
         try:
             args, kwargs = _eval_arguments(job["input"], namespace)
         except BaseException as exc:  # noqa: BLE001
             return _exception_result(exc, "while evaluating the input", invalid=True)
+        if writer is not None:
+            writer.written = 0  # the print limit applies to each call of f
         try:
             value = function(*args, **kwargs)
         except BaseException as exc:  # noqa: BLE001
             return _exception_result(exc, "in f")
         outputs.append(value)
+        if mode == "run":
+            # Snapshot now: f may hand back the same object again, mutated (a mutable default).
+            snapshot = _snapshot(value, config)
+            if "status" in snapshot:
+                return snapshot
+            snapshots.append(snapshot)
+
+    if mode == "check_call" and job.get("expected_repr"):
+        # The gold output is a repr that is no expression: the only possible comparison is textual.
+        try:
+            text = repr(outputs[0])
+        except BaseException as exc:  # noqa: BLE001
+            return _exception_result(exc, "while taking repr() of the output")
+        if text.strip() == job["expected"]:
+            return {"status": "ok", "detail": ""}
+        return {
+            "status": "wrong",
+            "detail": f"expected {_shorten(job['expected'])} (compared as text: it is no expression), "
+            f"got {_shorten(text)}",
+        }
 
     if mode == "check_call":
         ok, gold = evaluate(job["expected"], "gold output")
@@ -556,25 +760,36 @@ def _run_in_child(job: dict, config: "ZygoteConfig", code) -> dict:
             return {"status": "ok", "detail": ""}
         return {"status": "wrong", "detail": _mismatch(gold, outputs[0])}
 
-    try:
-        text = repr(outputs[0])
-        canon = [canonical(value) for value in outputs]
-    except BaseException as exc:  # noqa: BLE001
-        return _exception_result(exc, "while taking repr() of the output")
-    if len(text) > config.max_output_chars:
-        return {
-            "status": "output_limit",
-            "detail": f"the output's repr() has {len(text)} characters, over the limit of {config.max_output_chars}",
-        }
+    texts = [snap["text"] for snap in snapshots]
+    canon = [snap["canon"] for snap in snapshots]
     if len(set(canon)) > 1:
-        shown = [_shorten(repr(value)) for value in outputs]
+        shown = [_shorten(text) for text in texts]
         return {
             "status": "nondeterministic",
             "detail": "f returned different values for the same input within one process "
             f"(hidden state such as a mutable default or a global): {shown[0]} then {shown[1]}",
             "outputs": shown,
         }
-    return {"status": "ok", "output": text, "canon": canon[0], "detail": ""}
+    return {"status": "ok", "output": texts[0], "canon": canon[0], "detail": ""}
+
+
+def _snapshot(value, config: ZygoteConfig) -> dict:
+    """repr() and canonical form of one returned value, or a result dict if that fails."""
+    try:
+        text = repr(value)
+        if len(text) > config.max_output_chars:
+            return {
+                "status": "output_limit",
+                "detail": f"the output's repr() has {len(text)} characters, over the limit of {config.max_output_chars}",
+            }
+        return {"text": text, "canon": canonical(value)}
+    except MemoryError:
+        return {
+            "status": "output_limit",
+            "detail": "the output is too large: its repr() does not fit in the memory limit",
+        }
+    except BaseException as exc:  # noqa: BLE001
+        return _exception_result(exc, "while taking repr() of the output")
 
 
 def _shorten(text: str, limit: int = 300) -> str:
@@ -591,7 +806,7 @@ def _mismatch(gold, answer) -> str:
 def _exception_result(exc: BaseException, where: str, invalid: bool = False) -> dict:
     if isinstance(exc, MemoryError):
         return {"status": "memory_limit", "detail": f"MemoryError {where}: the memory limit was reached"}
-    if isinstance(exc, _Violation) and _CHILD_STATE.get("output_limit"):
+    if isinstance(exc, _Violation) and _CHILD_WRITER and _CHILD_WRITER[0].flooded:
         return {"status": "output_limit", "detail": str(exc)}
     try:
         message = _shorten(str(exc), 500)
@@ -599,6 +814,26 @@ def _exception_result(exc: BaseException, where: str, invalid: bool = False) -> 
         message = "<unprintable>"
     status = "invalid_input" if invalid else "runtime_error"
     return {"status": status, "detail": f"{type(exc).__name__} {where}: {message}"}
+
+
+MAX_RECURSION_LIMIT = 20_000
+
+
+def _cap_recursion_limit() -> None:
+    """Replace sys.setrecursionlimit (it raises no audit event) with a capped version.
+
+    The original is kept only in this closure, so a program cannot raise the limit
+    far enough to exhaust the C stack; deep recursion stays a RecursionError.
+    """
+    original = sys.setrecursionlimit
+    cap = MAX_RECURSION_LIMIT
+    int_type, min_of = int, min
+
+    def setrecursionlimit(limit):
+        return original(min_of(int_type(limit), cap))
+
+    setrecursionlimit.__doc__ = original.__doc__
+    sys.setrecursionlimit = setrecursionlimit
 
 
 class ZygoteConfig:
@@ -609,9 +844,18 @@ class ZygoteConfig:
         self.sandbox_gid = message.get("sandbox_gid")
 
 
-def _child_main(job: dict, code, result_fd: int, devnull_fd: int, config: ZygoteConfig, seccomp: Seccomp) -> None:
-    """Runs in the forked child. Never returns."""
+def _child_main(
+    job: dict, code, result_fd: int, marker: bytes, devnull_fd: int, config: ZygoteConfig, seccomp: Seccomp
+) -> None:
+    """Runs in the forked child. Never returns.
+
+    ``marker`` is a per-job random token the zygote expects at the start of the
+    result; it lives only in this frame (and the zygote's), which the audit hook
+    keeps the program from reading, so a program that writes a fake result on the
+    pipe and exits cannot pass it off as the runtime's.
+    """
     status = 70
+    write, exit_now, dumps = os.write, os._exit, json.dumps
     try:
         os.setpgid(0, 0)
         for fd in (0, 1, 2):
@@ -634,34 +878,38 @@ def _child_main(job: dict, code, result_fd: int, devnull_fd: int, config: Zygote
         except OSError:
             pass
         seccomp.load()
-        state = _CHILD_STATE
-        state["armed"] = True
-        writer = _CappedWriter(config.max_print_chars, state)
+        writer = _CappedWriter(config.max_print_chars)
+        _CHILD_WRITER[:] = [writer]
         sys.stdout = writer
         sys.stderr = writer
         sys.stdin = None
+        sys.audit(_ARM_EVENT)
         started = time.process_time()
         result = _run_in_child(job, config, code)
-        state["armed"] = False
-        if state.get("violations"):
+        violations: list[str] = []
+        sys.audit(_COLLECT_EVENT, violations)
+        if violations:
             result = {
                 "status": "forbidden",
                 "detail": "the program attempted a forbidden operation at run time: "
-                + "; ".join(state["violations"][:5]),
+                + "; ".join(violations[:5]),
             }
-        elif state.get("output_limit") and result.get("status") in ("ok", "runtime_error", "wrong"):
-            result = {"status": "output_limit", "detail": f"the program printed more than {config.max_print_chars} characters"}
+        elif writer.flooded and result.get("status") in ("ok", "runtime_error", "wrong"):
+            result = {
+                "status": "output_limit",
+                "detail": f"the program printed more than {config.max_print_chars} characters",
+            }
         result["cpu_ms"] = round((time.process_time() - started) * 1000, 3)
-        payload = RESULT_MARKER + json.dumps(result).encode()
+        payload = marker + dumps(result).encode()
         view = memoryview(payload)
         while view:
-            written = os.write(result_fd, view)
+            written = write(result_fd, view)
             view = view[written:]
         status = 0
     except BaseException:  # noqa: BLE001 - nothing may escape the child
         status = 71
     finally:
-        os._exit(status)
+        exit_now(status)
 
 
 # --------------------------------------------------------------------------- the zygote
@@ -682,7 +930,10 @@ class Zygote:
         prefixes.add("/dev/null")
         self.allowed_prefixes = tuple(sorted(prefixes))
         sys.path[:] = [p for p in sys.path if os.path.realpath(p or ".") != script_dir]
-        sys.addaudithook(_audit_hook_factory(self.allowed_prefixes, _CHILD_STATE))
+        _FALLBACK_NAMES.update(_fallback_names())
+        _cap_recursion_limit()
+        self.seccomp.load_zygote_stage()
+        sys.addaudithook(_audit_hook_factory(self.allowed_prefixes))
 
     def info(self) -> dict:
         return {
@@ -692,6 +943,7 @@ class Zygote:
             "hash_seed_probe": hash("azr-hash-seed-probe"),
             "seccomp": self.seccomp.available,
             "seccomp_reason": self.seccomp.reason,
+            "seccomp_mode": self.seccomp.mode,
             "uid": os.getuid(),
             "sandbox_uid": self.config.sandbox_uid,
         }
@@ -712,12 +964,13 @@ class Zygote:
         if isinstance(code, dict):
             return dict(code, wall_ms=0.0, cpu_ms=0.0, maxrss_kb=0)
         timeout = float(job.get("limits", {}).get("timeout_s", 5.0))
+        marker = RESULT_MARKER + os.urandom(16).hex().encode() + b"\n"
         read_fd, write_fd = os.pipe()
         started = time.monotonic()
         pid = os.fork()
         if pid == 0:
             os.close(read_fd)
-            _child_main(job, code, write_fd, self.devnull_fd, self.config, self.seccomp)
+            _child_main(job, code, write_fd, marker, self.devnull_fd, self.config, self.seccomp)
         os.close(write_fd)
         try:
             os.setpgid(pid, pid)
@@ -731,7 +984,7 @@ class Zygote:
         _, wait_status, usage = os.wait4(pid, 0)
         self._kill_group_quietly(pid)
         wall_ms = (time.monotonic() - started) * 1000
-        result = self._interpret(data, wait_status, timed_out, timeout)
+        result = self._interpret(data, marker, wait_status, timed_out, timeout)
         result["wall_ms"] = round(wall_ms, 3)
         result["maxrss_kb"] = usage.ru_maxrss
         if "cpu_ms" not in result:
@@ -794,12 +1047,14 @@ class Zygote:
         except OSError:
             pass
 
-    def _interpret(self, data: bytes, wait_status: int, timed_out: bool, timeout: float) -> dict:
+    def _interpret(
+        self, data: bytes, marker: bytes, wait_status: int, timed_out: bool, timeout: float
+    ) -> dict:
         if timed_out:
             return {"status": "timeout", "detail": f"no result within the wall-clock limit of {timeout:g} s"}
-        if data.startswith(RESULT_MARKER) and os.WIFEXITED(wait_status) and os.WEXITSTATUS(wait_status) == 0:
+        if data.startswith(marker) and os.WIFEXITED(wait_status) and os.WEXITSTATUS(wait_status) == 0:
             try:
-                result = json.loads(data[len(RESULT_MARKER) :])
+                result = json.loads(data[len(marker) :])
                 if isinstance(result, dict) and "status" in result:
                     return result
             except ValueError:

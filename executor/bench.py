@@ -1,0 +1,382 @@
+"""`azr-exec bench`: throughput and latency of isolated executions, next to a naive baseline.
+
+The benchmark is organised in *sections*. A section is a function ``(args) -> dict`` that
+runs its measurements, prints its own table and returns its figures (which end up in the
+``--json`` file). ``engine`` lives here; others register theirs either with
+``register_section("name")`` or by being named in ``PLUGIN_SECTIONS`` (imported lazily, so
+a section whose dependencies are missing is skipped with a message, never a crash).
+
+The engine section replays the AZR seed workload (deduction/abduction seeds: program +
+input) through ``Engine.validate`` (cold, so every task runs ``repeats`` times) and
+``Engine.verify`` (deduction and abduction answers), then the same validation again to
+measure cache hits. The BASELINE, measured in the same run on the same programs, is what a
+naive executor does: one fresh ``/usr/bin/python3`` subprocess per execution, with rlimits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from tqdm import tqdm
+
+Section = Callable[[argparse.Namespace], dict[str, Any]]
+
+SECTIONS: dict[str, Section] = {}
+# name -> "module:function", imported only when asked for.
+PLUGIN_SECTIONS: dict[str, str] = {
+    "http": "api.bench_http:http_section",
+    "docker": "executor.sandbox.docker_backend:bench_section",
+}
+
+
+class SectionUnavailable(RuntimeError):
+    """Raised by a section that cannot run here (no Docker, no data, ...): it is skipped."""
+
+
+def register_section(name: str) -> Callable[[Section], Section]:
+    def decorate(function: Section) -> Section:
+        SECTIONS[name] = function
+        return function
+
+    return decorate
+
+
+def resolve_section(name: str) -> Section | None:
+    if name in SECTIONS:
+        return SECTIONS[name]
+    target = PLUGIN_SECTIONS.get(name)
+    if target is None:
+        return None
+    module_name, _, attribute = target.partition(":")
+    module = importlib.import_module(module_name)
+    function: Section = getattr(module, attribute)
+    return function
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+def _row(
+    name: str, executions: int, seconds: float, latencies: Sequence[float], note: str = ""
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "executions": executions,
+        "seconds": round(seconds, 3),
+        "executions_per_s": round(executions / seconds, 1) if seconds > 0 else float("nan"),
+        "p50_ms": round(percentile(latencies, 0.50), 3),
+        "p99_ms": round(percentile(latencies, 0.99), 3),
+        "note": note,
+    }
+
+
+def print_table(title: str, rows: list[dict[str, Any]], baseline_rate: float | None) -> None:
+    header = f"{'':34s} {'executions':>10s} {'exec/s':>10s} {'p50 ms':>9s} {'p99 ms':>9s} {'x baseline':>11s}"
+    print(f"\n{title}\n{header}\n{'-' * len(header)}")
+    for row in rows:
+        rate = row["executions_per_s"]
+        ratio = f"{rate / baseline_rate:10.1f}x" if baseline_rate and rate == rate else f"{'':>11s}"
+        print(
+            f"{row['name']:34s} {row['executions']:>10,d} {rate:>10,.0f} {row['p50_ms']:>9.2f} "
+            f"{row['p99_ms']:>9.2f} {ratio}" + (f"  {row['note']}" if row.get("note") else "")
+        )
+
+
+# ---------------------------------------------------------------------------- baseline
+
+_BASELINE_SCRIPT = r"""
+import json, resource, sys
+job = json.loads(sys.stdin.read())
+for which, value in ((resource.RLIMIT_CPU, job["cpu_s"]), (resource.RLIMIT_AS, job["memory_mb"] << 20),
+                     (resource.RLIMIT_NOFILE, 64), (resource.RLIMIT_FSIZE, 0), (resource.RLIMIT_CORE, 0)):
+    resource.setrlimit(which, (value, value))
+namespace = {"__name__": "__main__"}
+try:
+    exec(compile(job["program"], "<program>", "exec"), namespace)
+    args, kwargs = eval("(lambda *a, **k: (a, k))(" + job["input"] + ")", namespace)
+    print(json.dumps({"status": "ok", "output": repr(namespace["f"](*args, **kwargs))[:1000]}))
+except BaseException as exc:
+    print(json.dumps({"status": "error", "detail": type(exc).__name__}))
+"""
+
+
+def baseline(jobs: list[tuple[str, str]], runs: int, workers: int, timeout_s: float = 5.0) -> dict[str, Any]:
+    """One fresh `/usr/bin/python3 -I -S` per execution, rlimits set, `workers` at a time."""
+    python = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+    latencies: list[float] = []
+
+    def one(index: int) -> None:
+        program, text = jobs[index % len(jobs)]
+        payload = json.dumps(
+            {"program": program, "input": text, "cpu_s": int(timeout_s) + 1, "memory_mb": 512}
+        )
+        started = time.perf_counter()
+        try:
+            subprocess.run(
+                [python, "-I", "-S", "-c", _BASELINE_SCRIPT],
+                input=payload.encode(),
+                capture_output=True,
+                timeout=timeout_s,
+                env={"PATH": "/usr/bin:/bin"},
+            )
+        except subprocess.TimeoutExpired:
+            pass
+        latencies.append((time.perf_counter() - started) * 1000)
+
+    started = time.perf_counter()
+    with (
+        ThreadPoolExecutor(workers) as pool,
+        tqdm(total=runs, desc="baseline (fresh python3)", unit="exec") as bar,
+    ):
+        for _ in pool.map(one, range(runs)):
+            bar.update()
+    elapsed = time.perf_counter() - started
+    return _row(f"BASELINE: fresh python3 x{workers}", runs, elapsed, latencies, f"{python} -I -S, rlimits")
+
+
+# ---------------------------------------------------------------------------- engine section
+
+
+def _chunks(items: list[Any], size: int) -> list[list[Any]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+@register_section("engine")
+def engine_section(args: argparse.Namespace) -> dict[str, Any]:
+    from executor import datasets
+    from executor.engine import Engine, EngineSettings
+    from executor.verdicts import Answer, ValidateTask, Verdict
+
+    quick = bool(getattr(args, "quick", False))
+    try:
+        seeds = datasets.azr_seeds()
+    except OSError as exc:
+        raise SectionUnavailable(
+            f"no AZR seed data under {datasets.data_dir()} ({exc}); set AZR_DATA_DIR"
+        ) from exc
+    if not seeds:
+        raise SectionUnavailable(f"no AZR seed files under {datasets.data_dir()}")
+    rounds = 1 if quick else 3
+    # A per-run tag makes every program new to the cache, so the cold phases really execute.
+    tag = uuid.uuid4().hex[:8]
+    settings = EngineSettings()
+    engine = Engine(settings)
+    started = time.perf_counter()
+    engine.start()
+    startup_s = time.perf_counter() - started
+    print(
+        f"\nengine: {settings.lanes} lanes x {settings.zygotes_per_lane} zygote(s), batch {settings.batch_size}, "
+        f"{os.cpu_count()} CPUs, started in {startup_s:.2f} s; workload: {len(seeds)} AZR seed triplets"
+        f" x {rounds} round(s)"
+    )
+    rows: list[dict[str, Any]] = []
+    figures: dict[str, Any] = {
+        "lanes": settings.lanes,
+        "zygotes_per_lane": settings.zygotes_per_lane,
+        "startup_s": round(startup_s, 3),
+        "seed_triplets": len(seeds),
+    }
+    try:
+        # Warm-up: a few executions so that first-touch costs are not counted.
+        engine.validate(
+            [ValidateTask(f"w{i}", f"def f(a):\n    return a  # warm {tag} {i}", ["1"]) for i in range(32)]
+        )
+
+        tasks = [
+            ValidateTask(f"{s.id}#{r}", f"{s.program}\n# bench {tag} round {r}", [s.input])
+            for r in range(rounds)
+            for s in seeds
+        ]
+
+        # ---- validate, cold: every task runs twice (repeats=2), each run a fresh forked process.
+        pool = engine.pool
+        pool.latencies = []
+        before = pool.executions
+        results = []
+        started = time.perf_counter()
+        with tqdm(total=len(tasks), desc="validate (cold)", unit="task") as bar:
+            for chunk in _chunks(tasks, 256):
+                results += engine.validate(chunk, repeats=2)
+                bar.update(len(chunk))
+        elapsed = time.perf_counter() - started
+        executions = pool.executions - before
+        verdicts = {v.value: 0 for v in Verdict}
+        for result in results:
+            verdicts[result.verdict.value] += 1
+        rows.append(
+            _row(
+                "engine validate, cold (repeats=2)",
+                executions,
+                elapsed,
+                pool.latencies,
+                f"{len(tasks)} tasks in {elapsed:.2f} s",
+            )
+        )
+        figures["validate_verdicts"] = {k: v for k, v in verdicts.items() if v}
+
+        # ---- verify, cold: a deduction and an abduction answer per valid task.
+        answers = []
+        for task, result in zip(tasks, results, strict=True):
+            if result.valid and result.outputs[0] is not None:
+                answers.append(
+                    Answer(
+                        task.id + "/d",
+                        "deduction",
+                        result.outputs[0],
+                        task.program,
+                        task.inputs[0],
+                        result.outputs[0],
+                    )
+                )
+                answers.append(
+                    Answer(task.id + "/a", "abduction", task.inputs[0], task.program, None, result.outputs[0])
+                )
+        pool.latencies = []
+        before = pool.executions
+        checked = []
+        started = time.perf_counter()
+        with tqdm(total=len(answers), desc="verify (cold)", unit="answer") as bar:
+            for chunk in _chunks(answers, 256):
+                checked += engine.verify(chunk)
+                bar.update(len(chunk))
+        elapsed = time.perf_counter() - started
+        executions = pool.executions - before
+        rows.append(
+            _row(
+                "engine verify, cold (ded+abd)",
+                executions,
+                elapsed,
+                pool.latencies,
+                f"{sum(r.correct for r in checked)}/{len(checked)} correct",
+            )
+        )
+
+        # ---- cache hits: the same validations again.
+        cache = engine.cache
+        hits_before = getattr(cache, "hits", 0)
+        misses_before = getattr(cache, "misses", 0)
+        before = pool.executions
+        latencies = []
+        started = time.perf_counter()
+        with tqdm(total=len(tasks), desc="validate (cached)", unit="task") as bar:
+            for chunk in _chunks(tasks, 256):
+                t0 = time.perf_counter()
+                engine.validate(chunk, repeats=2)
+                latencies.append((time.perf_counter() - t0) * 1000 / len(chunk))
+                bar.update(len(chunk))
+        elapsed = time.perf_counter() - started
+        hits = getattr(cache, "hits", 0) - hits_before
+        lookups = hits + getattr(cache, "misses", 0) - misses_before
+        hit_rate = hits / lookups if lookups else 0.0
+        cache_row = _row(
+            "engine validate, cache hits",
+            len(tasks),
+            elapsed,
+            latencies,
+            f"hit rate {hit_rate:.1%}, {pool.executions - before} executions; per task",
+        )
+        rows.append(cache_row)
+        figures["cache_hit_rate"] = round(hit_rate, 4)
+        figures["cache_tasks_per_s"] = cache_row["executions_per_s"]
+
+        # ---- one task at a time: the round-trip latency a single caller sees.
+        singles = [
+            ValidateTask(f"s{i}", f"def f(a):\n    return sorted(a)[::-1]  # {tag} single {i}", ["[3, 1, 2]"])
+            for i in range(100 if quick else 300)
+        ]
+        latencies = []
+        before = pool.executions
+        started = time.perf_counter()
+        for task in tqdm(singles, desc="validate, one task at a time", unit="task"):
+            t0 = time.perf_counter()
+            engine.validate([task], repeats=2)
+            latencies.append((time.perf_counter() - t0) * 1000)
+        elapsed = time.perf_counter() - started
+        rows.append(
+            _row(
+                "engine validate, 1 task per call",
+                pool.executions - before,
+                elapsed,
+                latencies,
+                "latency = whole call (2 executions)",
+            )
+        )
+        pool.latencies = None
+    finally:
+        engine.close()
+
+    # ---- the baseline, same machine, same run, same programs.
+    runs = max(10, int(getattr(args, "baseline_runs", 300) or 300))
+    if quick:
+        runs = min(runs, 200)
+    workers = os.cpu_count() or 2
+    jobs = [(s.program, s.input) for s in seeds]
+    base = baseline(jobs, runs, workers)
+    rows.append(base)
+    rate = base["executions_per_s"]
+    print_table(
+        "engine section (executions = fresh processes; latency = fork -> result -> reaped)", rows, rate
+    )
+    engine_rate = rows[0]["executions_per_s"]
+    print(
+        f"\nisolated executions/s: {engine_rate:,.0f} (validate) / {rows[1]['executions_per_s']:,.0f} (verify); "
+        f"p50 {rows[0]['p50_ms']:.2f} ms, p99 {rows[0]['p99_ms']:.2f} ms per execution; "
+        f"baseline {rate:,.0f}/s -> {engine_rate / rate:.1f}x; cache hit rate {figures['cache_hit_rate']:.1%}"
+    )
+    figures["rows"] = rows
+    figures["ratio_to_baseline"] = round(engine_rate / rate, 2) if rate else None
+    return figures
+
+
+# ---------------------------------------------------------------------------- entry point
+
+
+def run_benchmark(args: argparse.Namespace) -> int:
+    names = [
+        name.strip()
+        for name in str(getattr(args, "sections", "engine") or "engine").split(",")
+        if name.strip()
+    ]
+    report: dict[str, Any] = {"sections": {}, "skipped": {}}
+    for name in names:
+        try:
+            section = resolve_section(name)
+        except (ImportError, AttributeError) as exc:
+            message = f"section '{name}' is not available here: {exc}"
+            print(f"skipping {message}", file=sys.stderr)
+            report["skipped"][name] = message
+            continue
+        if section is None:
+            known = ", ".join(sorted({*SECTIONS, *PLUGIN_SECTIONS}))
+            message = f"unknown section '{name}' (known: {known})"
+            print(f"skipping {message}", file=sys.stderr)
+            report["skipped"][name] = message
+            continue
+        try:
+            report["sections"][name] = section(args)
+        except SectionUnavailable as exc:
+            print(f"skipping section '{name}': {exc}", file=sys.stderr)
+            report["skipped"][name] = str(exc)
+    json_out = getattr(args, "json_out", None)
+    if json_out:
+        with open(json_out, "w", encoding="utf-8") as handle:
+            json.dump(report, handle, indent=2)
+        print(f"\nfigures written to {json_out}")
+    return 0 if report["sections"] else 1

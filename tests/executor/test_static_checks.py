@@ -1,0 +1,363 @@
+"""Static checks: syntax, the program's form, the import/call policy, inputs and answers."""
+
+from __future__ import annotations
+
+import pytest
+
+from executor import static_checks
+from executor.limits import SizeLimits
+from executor.policy import Policy
+from executor.verdicts import Verdict
+
+POLICY = Policy()
+SIZES = SizeLimits()
+
+
+def program_verdict(source: str) -> Verdict | None:
+    finding = static_checks.check_program(source, POLICY, SIZES)
+    return None if finding is None else finding.verdict
+
+
+def test_plain_program_passes() -> None:
+    assert program_verdict("def f(a):\n    return a[::-1]") is None
+
+
+def test_helpers_classes_and_allowed_imports_pass() -> None:
+    source = (
+        "import math\nfrom collections import Counter, defaultdict\nimport itertools as it\n"
+        "class P:\n    pass\n\ndef helper(x):\n    return x * 2\n\n"
+        "def f(a, b=2):\n    return helper(a) + math.floor(b) + len(Counter('ab'))\n"
+    )
+    assert program_verdict(source) is None
+
+
+# ------------------------------------------------------------------ syntax and form
+
+
+def test_syntax_error_has_line_and_message() -> None:
+    finding = static_checks.check_program("def f(a):\n    return (a\n", POLICY, SIZES)
+    assert finding is not None and finding.verdict is Verdict.SYNTAX_ERROR
+    assert "does not parse" in finding.message and finding.line is not None
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "def g(a):\n    return a",
+        "f = lambda a: a",
+        "class f:\n    pass",
+        "if True:\n    def f(a):\n        return a",
+    ],
+    ids=["no-f", "lambda-f", "class-f", "nested-f"],
+)
+def test_program_without_top_level_def_f_is_bad_form(source: str) -> None:
+    finding = static_checks.check_program(source, POLICY, SIZES)
+    assert finding is not None and finding.verdict is Verdict.BAD_FORM
+    assert "def f" in finding.message
+
+
+@pytest.mark.parametrize("source", ["", "   \n\t\n"], ids=["empty", "blank"])
+def test_empty_program_is_bad_form(source: str) -> None:
+    finding = static_checks.check_program(source, POLICY, SIZES)
+    assert finding is not None and finding.verdict is Verdict.BAD_FORM
+    assert "empty" in finding.message
+
+
+def test_ten_megabyte_program_is_bad_form_with_the_limit_in_the_message() -> None:
+    source = "def f(a):\n    return a\n" + "# padding\n" * 1_000_000
+    assert len(source) > 10_000_000
+    finding = static_checks.check_program(source, POLICY, SIZES)
+    assert finding is not None and finding.verdict is Verdict.BAD_FORM
+    assert f"{SIZES.max_program_chars:,}" in finding.message
+
+
+def test_lone_surrogate_is_not_utf8() -> None:
+    finding = static_checks.check_program("def f(a):\n    return '\ud800'", POLICY, SIZES)
+    assert finding is not None and finding.verdict is Verdict.BAD_FORM
+    assert "UTF-8" in finding.message
+
+
+def test_non_utf8_bytes_decoded_with_surrogateescape_are_rejected() -> None:
+    source = b"def f(a):\n    return '\xff\xfe'".decode("utf-8", "surrogateescape")
+    finding = static_checks.check_program(source, POLICY, SIZES)
+    assert finding is not None and finding.verdict is Verdict.BAD_FORM
+
+
+def test_nul_character_is_rejected() -> None:
+    finding = static_checks.check_program("def f(a):\n    return a\x00", POLICY, SIZES)
+    assert finding is not None and finding.verdict is Verdict.BAD_FORM
+    assert "NUL" in finding.message
+
+
+# ------------------------------------------------------------------ imports
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "import os",
+        "import os.path",
+        "from os import environ",
+        "from os import path",
+        "from os.path import join",
+        "import sys",
+        "from sys import exit",
+        "import numpy.random",
+        "from numpy import random",
+        "from numpy.random import randint",
+        "import random",
+        "import time",
+        "import datetime",
+        "import subprocess",
+        "import threading",
+        "import multiprocessing",
+        "import hashlib",
+        "import logging",
+        "import calendar",
+        "import socket",
+        "import ctypes",
+        "import importlib",
+        "import signal",
+        "import gc",
+        "import inspect",
+        "import builtins",
+        "import io",
+        "import pathlib",
+        "import pickle",
+        "import marshal",
+        "import shutil",
+        "import code",
+        "import os as o",
+        "import math, os",
+    ],
+)
+def test_forbidden_imports_including_dotted_names(statement: str) -> None:
+    finding = static_checks.check_program(f"{statement}\ndef f(a):\n    return a", POLICY, SIZES)
+    assert finding is not None and finding.verdict is Verdict.FORBIDDEN, statement
+    assert finding.line == 1 and "forbidden" in finding.message
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "import numpy",
+        "import numpy as np",
+        "from numpy import array",
+        "import math",
+        "from collections import deque",
+        "import string",
+        "import re",
+    ],
+)
+def test_allowed_imports(statement: str) -> None:
+    assert program_verdict(f"{statement}\ndef f(a):\n    return a") is None
+
+
+def test_import_inside_f_is_checked_too() -> None:
+    assert program_verdict("def f(a):\n    import os\n    return a") is Verdict.FORBIDDEN
+
+
+@pytest.mark.parametrize("statement", ["from . import x", "from .mod import y", "from .. import z"])
+def test_relative_imports_are_forbidden(statement: str) -> None:
+    finding = static_checks.check_program(f"{statement}\ndef f(a):\n    return a", POLICY, SIZES)
+    assert finding is not None and finding.verdict is Verdict.FORBIDDEN
+    assert "relative" in finding.message
+
+
+def test_policy_is_configurable() -> None:
+    lenient = Policy(forbidden_modules=["random"])
+    assert static_checks.check_program("import os\ndef f(a):\n    return a", lenient, SIZES) is None
+    assert static_checks.check_program("import random.x\ndef f(a):\n    return a", lenient, SIZES) is not None
+    assert lenient.fingerprint() != POLICY.fingerprint()
+
+
+def test_banned_module_matches_by_dotted_prefix_only() -> None:
+    assert POLICY.banned_module("os.path") == "os"
+    assert POLICY.banned_module("numpy.random.mtrand") == "numpy.random"
+    assert POLICY.banned_module("numpy") is None
+    assert POLICY.banned_module("osx") is None
+
+
+# ------------------------------------------------------------------ calls and attributes
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "__import__('random')",
+        "__import__('os').system('ls')",
+        "eval('1')",
+        "exec('x = 1')",
+        "compile('1', 'x', 'eval')",
+        "open('/etc/passwd').read()",
+        "input()",
+        "breakpoint()",
+        "globals()",
+        "locals()",
+        "vars()",
+        "exit()",
+        "quit()",
+        "__builtins__",
+        "().__class__.__bases__[0].__subclasses__()",
+        "().__class__.__mro__",
+        "(lambda: 0).__globals__",
+        "(lambda: 0).__code__",
+        "f.__closure__",
+        "getattr(__builtins__, '__imp' + 'ort__')",
+        "getattr(a, name)",
+        "getattr(a, '__class__')",
+        "setattr(a, '__dict__', {})",
+        "getattr(a, 'f_globals')",
+        "a.gi_frame.f_back",
+        "a.tb_frame",
+    ],
+)
+def test_forbidden_calls_names_and_attributes(body: str) -> None:
+    source = f"def f(a, name='x'):\n    return {body}"
+    finding = static_checks.check_program(source, POLICY, SIZES)
+    assert finding is not None and finding.verdict is Verdict.FORBIDDEN, body
+    assert finding.line == 2
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "def f(input):\n    return input * 2",
+        "def f(a):\n    open = 3\n    return a + open",
+        "def f(a):\n    compile = lambda x: x\n    return compile(a)",
+        "def f(a, eval=None):\n    return eval",
+        "def f(a):\n    vars = [1]\n    return [v for v in vars]",
+        "def f(a):\n    return getattr(a, 'real')",
+        "def f(a):\n    return a.format(1)",
+    ],
+    ids=[
+        "param-input",
+        "local-open",
+        "local-compile",
+        "param-eval",
+        "local-vars",
+        "getattr-literal",
+        "method",
+    ],
+)
+def test_shadowed_builtin_names_and_plain_getattr_are_allowed(source: str) -> None:
+    assert program_verdict(source) is None
+
+
+def test_shadowing_in_another_function_does_not_allow_the_builtin() -> None:
+    source = "def g(input):\n    return input\n\ndef f(a):\n    return input()"
+    assert program_verdict(source) is Verdict.FORBIDDEN
+
+
+# ------------------------------------------------------------------ inputs and answers
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "'abc'",
+        "[1, 2], 3",
+        "{'a': 1}, key='a'",
+        "*[1, 2]",
+        "**{'a': 1}",
+        "(1, )",
+        "-1",
+        "'x' * 3",
+        "{\n    'a': 1\n},\n[2]",
+    ],
+)
+def test_valid_argument_lists(text: str) -> None:
+    assert static_checks.check_arguments(text, POLICY, 10_000) is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[9], 'y')\nTrue or (0",  # the official executor scores this abduction answer as correct
+        "1) or f(2",
+        "1)\nimport os\nf(1",
+        "x = 1; y = 2",
+        "import os",
+        "1; 2",
+        "def g(): pass",
+        "",
+        "1,,",
+        "'unterminated",
+    ],
+    ids=[
+        "abduction-escape",
+        "close-and-call",
+        "statement-injection",
+        "assignment",
+        "import",
+        "two-statements",
+        "def",
+        "empty-is-no-call",
+        "double-comma",
+        "unterminated",
+    ],
+)
+def test_invalid_argument_lists(text: str) -> None:
+    finding = static_checks.check_arguments(text, POLICY, 10_000)
+    if text == "":
+        assert finding is None  # f() with no arguments is a valid call
+        return
+    assert finding is not None and finding.verdict is Verdict.INVALID_INPUT, text
+
+
+def test_keyword_argument_input_is_valid() -> None:
+    assert static_checks.check_arguments("x = 1", POLICY, 10_000) is None
+
+
+def test_forbidden_names_inside_inputs_are_forbidden() -> None:
+    finding = static_checks.check_arguments("__import__('os').getcwd()", POLICY, 10_000)
+    assert finding is not None and finding.verdict is Verdict.FORBIDDEN
+
+
+def test_input_over_the_size_limit() -> None:
+    finding = static_checks.check_arguments("1" * 20_000, POLICY, 10_000)
+    assert finding is not None and finding.verdict is Verdict.INVALID_INPUT and "10,000" in finding.message
+
+
+@pytest.mark.parametrize(
+    "text", ["'cba'", "[2, 1]", "(1, )", "{2: 0, 1: 0}", "Counter({'a': 1})", "  'x'  ", "-inf"]
+)
+def test_valid_answers(text: str) -> None:
+    assert static_checks.check_expression(text, POLICY, 20_000) is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "1\n2",
+        "x = 1",
+        "import os",
+        "'a'\nprint('b')",
+        "",
+        "   ",
+        "1; 2",
+        "def g(): pass",
+        "'\ud800'",
+        "1\x00",
+    ],
+    ids=[
+        "two-lines",
+        "assignment",
+        "import",
+        "statement-after",
+        "empty",
+        "blank",
+        "semicolon",
+        "def",
+        "surrogate",
+        "nul",
+    ],
+)
+def test_answers_with_newlines_or_statements_are_invalid_input(text: str) -> None:
+    finding = static_checks.check_expression(text, POLICY, 20_000)
+    assert finding is not None and finding.verdict is Verdict.INVALID_INPUT, text
+
+
+def test_answer_with_forbidden_call_is_forbidden() -> None:
+    finding = static_checks.check_expression("__import__('os').system('ls')", POLICY, 20_000)
+    assert finding is not None and finding.verdict is Verdict.FORBIDDEN
