@@ -84,6 +84,7 @@ def service_env(**overrides: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AZR_")}
     env["PYTHONUNBUFFERED"] = "1"
     env["AZR_WORKER_METRICS_PORT"] = "0"
+    env["AZR_AUDIT_DIR"] = tempfile.mkdtemp(prefix="azr-audit-")
     env.update(overrides)
     return env
 

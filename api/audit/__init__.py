@@ -5,7 +5,7 @@ code path that produces verdicts (in the API process in embedded mode, in RQ wor
 queue mode). It never raises and never blocks on disk:
 
 * embedded mode: records go to a background writer that batches them into SQLite
-  (`AZR_AUDIT_DIR/audit.sqlite3`);
+  (`AZR_AUDIT_DIR/audit-v<schema>.sqlite3`);
 * queue mode: the worker appends them to a capped Redis stream (`AZR_AUDIT_STREAM`) in
   one pipelined round trip before the job returns, so a worker killed earlier has not
   acknowledged the job either and RQ re-runs it; the API process mirrors the stream
@@ -23,7 +23,7 @@ from typing import Any
 
 from api.audit import metrics as audit_metrics
 from api.audit.records import AuditPolicy, build_records
-from api.audit.store import BackgroundWriter, RedisMirror, RedisStreamWriter, SqliteStore
+from api.audit.store import SCHEMA_VERSION, BackgroundWriter, RedisMirror, RedisStreamWriter, SqliteStore
 
 log = logging.getLogger(__name__)
 
@@ -57,11 +57,11 @@ class AuditService:
             )
             if serve_reads:
                 tag = "".join(c if c.isalnum() else "_" for c in f"{self.redis_url}_{self.stream}")[-80:]
-                self.store = SqliteStore(directory / f"mirror-{tag}.sqlite3")
+                self.store = SqliteStore(directory / f"mirror-{tag}-v{SCHEMA_VERSION}.sqlite3")
                 self.mirror = RedisMirror(self.redis_url, self.stream, self.store)
                 self.mirror.start()
         else:
-            self.store = SqliteStore(directory / "audit.sqlite3")
+            self.store = SqliteStore(directory / f"audit-v{SCHEMA_VERSION}.sqlite3")
             self.writer = BackgroundWriter(self.store, self.max_records, self.max_age_s)
 
     @property

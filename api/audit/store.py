@@ -58,6 +58,10 @@ def summary(record: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# Bump when the tables change: the file name carries it, so an old store is left aside, not misread.
+SCHEMA_VERSION = 2
+
+
 class SqliteStore:
     """Audit records in one SQLite file (WAL); thread-safe (one connection per thread)."""
 

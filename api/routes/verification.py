@@ -8,7 +8,7 @@ from fastapi import APIRouter, Body, Depends, HTTPException, Query, Response, st
 
 from api import metrics
 from api.core.config import Settings
-from api.core.deps import backend_dep, require_key, settings_dep
+from api.core.deps import backend_dep, require_key, settings_dep, unprocessable
 from api.schemas import (
     AnswerIn,
     ErrorOut,
@@ -96,7 +96,12 @@ async def verify(
     wait: bool = WAIT,
 ) -> Any:
     """Equality is Python `==` evaluated inside the sandbox (the CRUXEval rule)."""
-    request = body if isinstance(body, VerifyRequest) else VerifyRequest(answers=body)
+    if isinstance(body, VerifyRequest):
+        request = body
+    elif not body:
+        raise unprocessable("answers", "give at least one answer")
+    else:
+        request = VerifyRequest(answers=body)
     limits.check_verify(request, settings)
     payload = verify_payload([a.model_dump() for a in request.answers], request.timeout_s)
     payload["meta"] = {"run": request.run, "step": request.step, "key_id": key_id}
