@@ -50,7 +50,7 @@ def _big_batch(url: str, size: int) -> float:
 
 
 def http_section(args: Any) -> dict[str, Any]:
-    from tests.servers import redis_answers, running_service
+    from api.local_stack import redis_answers, running_service
 
     quick = bool(getattr(args, "quick", False))
     trips, size = (100, 1000) if quick else (300, 1000)
