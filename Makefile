@@ -1,4 +1,4 @@
-.PHONY: serve test setup setup-test lint bench
+.PHONY: serve test setup setup-test lint bench images stack
 
 # Start the service on the embedded default (no Redis, no Docker): http://127.0.0.1:8000/docs
 serve: setup
@@ -22,3 +22,12 @@ lint:
 
 bench: setup
 	.venv/bin/azr-exec bench
+
+# Build the Docker images (base from debootstrap, sandbox, service, redis, prometheus) locally.
+images:
+	sandbox_images/ensure-docker
+	sandbox_images/build
+
+# The full stack: redis, api, workers in sandbox containers, prometheus (docs/docker.md).
+stack: images
+	docker-compose up -d --scale worker=2

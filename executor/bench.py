@@ -35,7 +35,7 @@ SECTIONS: dict[str, Section] = {}
 # name -> "module:function", imported only when asked for.
 PLUGIN_SECTIONS: dict[str, str] = {
     "http": "api.bench_http:http_section",
-    "docker": "executor.sandbox.docker_backend:bench_section",
+    "docker": "executor.sandbox.docker_bench:docker_section",
 }
 
 

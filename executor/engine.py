@@ -20,7 +20,7 @@ from executor import aggregate, static_checks
 from executor.cache import MemoryCache, NoCache, ResultCache, cache_key
 from executor.limits import Limits, SizeLimits
 from executor.policy import Policy
-from executor.sandbox.pool import PoolConfig, SandboxPool
+from executor.sandbox.pool import SandboxPool
 from executor.sandbox.runtime import RUNTIME_VERSION
 from executor.verdicts import (
     Answer,
@@ -63,16 +63,11 @@ class Engine:
             entries = self.settings.cache_entries
             cache = MemoryCache(entries) if entries else NoCache()
         self.cache = cache
-        self.pool = pool or SandboxPool(
-            PoolConfig(
-                lanes=self.settings.lanes,
-                zygotes_per_lane=self.settings.zygotes_per_lane,
-                batch_size=self.settings.batch_size,
-                sandbox_uid_base=self.settings.sandbox_uid_base,
-                max_output_chars=self.settings.limits.max_output_chars,
-                max_print_chars=self.settings.limits.max_print_chars,
-            )
-        )
+        if pool is None:
+            from executor.sandbox.backends import make_pool
+
+            pool = make_pool(self.settings)
+        self.pool = pool
         self._lane_counter = itertools.count()
         self._lane_lock = threading.Lock()
         self._fingerprint = {

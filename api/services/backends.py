@@ -55,13 +55,8 @@ class Backend(Protocol):
 
 
 def make_engine(settings: Settings, cache: Any | None = None) -> Engine:
-    engine_settings = settings.engine_settings()
-    try:
-        from executor.sandbox.backends import make_pool
-    except ImportError:  # the Docker backend module is optional
-        make_pool = None
-    pool = make_pool(engine_settings) if make_pool is not None else None
-    return Engine(engine_settings, cache=metrics.CountingCache(cache) if cache is not None else None, pool=pool)
+    """The engine of this process, on the sandbox backend the settings name (local or docker)."""
+    return Engine(settings.engine_settings(), cache=metrics.CountingCache(cache) if cache is not None else None)
 
 
 # ----------------------------------------------------------------------------- embedded

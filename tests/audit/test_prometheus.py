@@ -32,7 +32,7 @@ from tests.audit.conftest import (
 pytestmark = [pytest.mark.slow, pytest.mark.redis]
 
 GRAFANA = ROOT / "deploy" / "grafana"
-RULES = GRAFANA / "alerts.rules.yml"
+RULES = GRAFANA.parent / "prometheus" / "rules" / "dashboard-alerts.yml"
 PROMETHEUS = shutil.which("prometheus")
 PROMTOOL = shutil.which("promtool")
 # Counters with labels exist only after their first increment; a healthy run has no sandbox errors.

@@ -1,0 +1,75 @@
+"""The start-up self-test and the backend switch, without Docker: the suite must not be vacuous."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from executor.engine import EngineSettings
+from executor.sandbox.backends import make_pool
+from executor.sandbox.pool import PoolConfig, SandboxPool
+from executor.sandbox.selftest import PROBES, self_test
+
+
+class FakePool:
+    """Answers every job with a fixed function of the job."""
+
+    def __init__(self, answer: Any) -> None:
+        self.config = PoolConfig(lanes=2)
+        self.answer = answer
+
+    def run(self, jobs: list[tuple[dict[str, Any], int]]) -> list[dict[str, Any]]:
+        return [self.answer(job) for job, _ in jobs]
+
+
+def _control_ok(job: dict[str, Any]) -> dict[str, Any] | None:
+    if job["input"] == "[3, 1, 2]":
+        return {"status": "ok", "output": "[3, 2, 1]"}
+    return None
+
+
+def test_a_sandbox_that_lets_everything_through_fails() -> None:
+    pool = FakePool(lambda job: _control_ok(job) or {"status": "ok", "output": "'ESCAPED: yes'"})
+    failures = self_test(pool)  # type: ignore[arg-type]
+    assert len(failures) >= len(PROBES)
+
+
+def test_a_sandbox_that_refuses_everything_is_not_safe_either() -> None:
+    pool = FakePool(lambda job: {"status": "sandbox_error", "detail": "broken"})
+    failures = self_test(pool)  # type: ignore[arg-type]
+    assert any("control program" in f for f in failures)
+
+
+def test_a_leaked_environment_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AZR_TEST_SECRET", "hunter2")
+
+    def answer(job: dict[str, Any]) -> dict[str, Any]:
+        if "os.environ" in job["program"]:
+            return {"status": "ok", "output": repr({"PATH": "/usr/bin", "AZR_TEST_SECRET": "hunter2"})}
+        return _control_ok(job) or {"status": "forbidden", "detail": "refused"}
+
+    failures = self_test(FakePool(answer))  # type: ignore[arg-type]
+    assert failures and "AZR_TEST_SECRET" in failures[0]
+
+
+def test_a_sound_sandbox_passes() -> None:
+    pool = FakePool(lambda job: _control_ok(job) or {"status": "forbidden", "detail": "refused"})
+    assert self_test(pool) == []  # type: ignore[arg-type]
+
+
+def test_make_pool_chooses_the_backend() -> None:
+    local = make_pool(EngineSettings(backend="local"))
+    assert type(local) is SandboxPool
+    from executor.sandbox.docker_backend import DockerSandboxPool
+
+    docker = make_pool(EngineSettings(backend="docker", lanes=2), owner="unit-test")
+    assert isinstance(docker, DockerSandboxPool)
+    assert docker.size == 2 and docker.owner == "unit-test"
+    docker.close()  # never started: nothing to remove, must not raise
+
+
+def test_the_real_local_sandbox_passes_the_self_test() -> None:
+    pool = make_pool(EngineSettings(backend="local", lanes=2))
+    with pool:
+        assert self_test(pool) == []
