@@ -16,7 +16,11 @@ from executor.verdicts import ValidateTask
 def _batch(size: int) -> list[dict[str, Any]]:
     nonce = uuid.uuid4().hex[:8]  # fresh programs: no cache hits across runs
     return [
-        {"id": f"t{i}", "program": f"def f(a):\n    # {nonce}\n    return sorted(a)[::-1] + [{i}]", "inputs": ["[3, 1, 2]"]}
+        {
+            "id": f"t{i}",
+            "program": f"def f(a):\n    # {nonce}\n    return sorted(a)[::-1] + [{i}]",
+            "inputs": ["[3, 1, 2]"],
+        }
         for i in range(size)
     ]
 
@@ -30,14 +34,17 @@ def _round_trips(url: str, count: int) -> dict[str, float]:
     latencies = []
     with httpx.Client(base_url=url, timeout=60) as client:
         for i in range(count):
-            body = {"tasks": _batch(1), "repeats": 2}
-            body["tasks"][0]["id"] = f"r{i}"
+            task = _batch(1)[0] | {"id": f"r{i}"}
+            body = {"tasks": [task], "repeats": 2}
             started = time.perf_counter()
             response = client.post("/v1/validate", json=body)
             latencies.append((time.perf_counter() - started) * 1000)
             response.raise_for_status()
-    return {"p50_ms": statistics.median(latencies), "p99_ms": _percentile(latencies, 0.99),
-            "requests_per_s": 1000 / statistics.mean(latencies)}
+    return {
+        "p50_ms": statistics.median(latencies),
+        "p99_ms": _percentile(latencies, 0.99),
+        "requests_per_s": 1000 / statistics.mean(latencies),
+    }
 
 
 def _big_batch(url: str, size: int) -> float:
@@ -63,7 +70,9 @@ def http_section(args: Any) -> dict[str, Any]:
         engine.validate(tasks, repeats=2)
         engine_s = time.perf_counter() - started
     figures["engine_batch_s"] = engine_s
-    print(f"engine alone: {size} tasks x 2 repeats in {engine_s:.2f} s ({2 * size / engine_s:.0f} executions/s)")
+    print(
+        f"engine alone: {size} tasks x 2 repeats in {engine_s:.2f} s ({2 * size / engine_s:.0f} executions/s)"
+    )
 
     with running_service() as service:
         _round_trips(service.url, 20)
@@ -84,7 +93,7 @@ def http_section(args: Any) -> dict[str, Any]:
     for mode in ("embedded", "queue_1w", "queue_2w"):
         trip = figures.get(f"{mode}_round_trip")
         batch = figures.get(f"{mode}_batch_s")
-        if trip is None:
+        if trip is None or batch is None:
             continue
         print(
             f"{mode:<22}{trip['p50_ms']:>10.2f}{trip['p99_ms']:>10.2f}{trip['requests_per_s']:>10.0f}"

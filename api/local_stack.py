@@ -123,8 +123,18 @@ class RedisServer:
         self.process = subprocess.Popen(
             [
                 shutil.which("redis-server") or "redis-server",
-                "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.directory,
-                "--appendonly", "yes", "--appendfsync", "always", "--save", "",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                self.directory,
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--save",
+                "",
             ],
             stdout=subprocess.DEVNULL,
         )

@@ -24,12 +24,16 @@ REQUEST_SECONDS = Histogram(
 )
 REJECTED = Counter("azr_rejected_requests_total", "Requests refused before any work, by reason.", ["reason"])
 EXECUTIONS = Counter("azr_tasks_total", "Tasks and answers judged, by kind (validate|verify).", ["kind"])
-VERDICTS = Counter("azr_verdicts_total", "Verdicts by kind (validate|verify) and verdict.", ["kind", "verdict"])
+VERDICTS = Counter(
+    "azr_verdicts_total", "Verdicts by kind (validate|verify) and verdict.", ["kind", "verdict"]
+)
 EXECUTION_SECONDS = Histogram(
     "azr_execution_seconds", "Time the engine spent on one batch or chunk.", ["kind"], buckets=LATENCY_BUCKETS
 )
 QUEUE_WAIT_SECONDS = Histogram(
-    "azr_queue_wait_seconds", "Time a chunk waited in the queue before a worker started it.", buckets=LATENCY_BUCKETS
+    "azr_queue_wait_seconds",
+    "Time a chunk waited in the queue before a worker started it.",
+    buckets=LATENCY_BUCKETS,
 )
 CACHE = Counter("azr_cache_requests_total", "Result-cache lookups by result (hit|miss).", ["result"])
 SANDBOX_FAILURES = Counter("azr_sandbox_errors_total", "Executions that ended in sandbox_error.", ["kind"])

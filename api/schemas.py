@@ -21,7 +21,7 @@ class ValidateTaskIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: Id
     program: str = Field(description="Python source defining f.")
-    inputs: list[str] = Field(min_length=1, description="Argument lists, e.g. \"'abc'\" or \"[1, 2], 3\".")
+    inputs: list[str] = Field(min_length=1, description='Argument lists, e.g. "\'abc\'" or "[1, 2], 3".')
 
 
 class ValidateRequest(RunTagged):
@@ -30,7 +30,13 @@ class ValidateRequest(RunTagged):
         json_schema_extra={
             "examples": [
                 {
-                    "tasks": [{"id": "t1", "program": "def f(a):\n    return a[::-1]", "inputs": ["'abc'", "[1, 2]"]}],
+                    "tasks": [
+                        {
+                            "id": "t1",
+                            "program": "def f(a):\n    return a[::-1]",
+                            "inputs": ["'abc'", "[1, 2]"],
+                        }
+                    ],
                     "repeats": 2,
                     "timeout_s": 5,
                 }
@@ -39,7 +45,9 @@ class ValidateRequest(RunTagged):
     )
     tasks: list[ValidateTaskIn] = Field(min_length=1)
     repeats: int = Field(2, ge=1, description="Runs per input in different interpreters; outputs must agree.")
-    timeout_s: float | None = Field(None, gt=0, description="Per-execution wall-clock limit (capped by the server).")
+    timeout_s: float | None = Field(
+        None, gt=0, description="Per-execution wall-clock limit (capped by the server)."
+    )
 
 
 class ValidateResultOut(BaseModel):

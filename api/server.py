@@ -60,11 +60,15 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
     app.mount("/audit/static", StaticFiles(directory=audit.STATIC_DIR), name="audit-static")
 
     @app.middleware("http")
-    async def limit_and_measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    async def limit_and_measure(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
         started = time.perf_counter()
         route = request.scope.get("path", "")
-        endpoint = route if route.startswith(("/v1/validate", "/v1/verify", "/healthz", "/readyz", "/metrics")) else (
-            "/v1/jobs" if route.startswith("/v1/jobs") else "other"
+        endpoint = (
+            route
+            if route.startswith(("/v1/validate", "/v1/verify", "/healthz", "/readyz", "/metrics"))
+            else ("/v1/jobs" if route.startswith("/v1/jobs") else "other")
         )
         declared = request.headers.get("content-length")
         if declared is not None:
@@ -76,7 +80,9 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
                 metrics.REJECTED.labels("body_too_large").inc()
                 metrics.REQUESTS.labels(endpoint, "413").inc()
                 return JSONResponse(
-                    {"detail": f"request body has {declared} bytes; the limit is {settings.max_body_bytes:,} (AZR_MAX_BODY_BYTES)"},
+                    {
+                        "detail": f"request body has {declared} bytes; the limit is {settings.max_body_bytes:,} (AZR_MAX_BODY_BYTES)"
+                    },
                     status_code=413,
                 )
         response = await call_next(request)
@@ -91,13 +97,19 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
     import uvicorn
 
     settings = get_settings()
-    mode = "queue (RQ at " + settings.redis_url + ")" if settings.redis_url else "embedded (in-process sandbox pool)"
+    mode = (
+        "queue (RQ at " + settings.redis_url + ")"
+        if settings.redis_url
+        else "embedded (in-process sandbox pool)"
+    )
     log.info("starting azr-exec serve on http://%s:%d in %s mode; docs at /docs", host, port, mode)
     if workers > 1:
         if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             # Each uvicorn worker is a process: counters must be aggregated across them.
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="azr-metrics-")
-        uvicorn.run("api.server:app_factory", factory=True, host=host, port=port, workers=workers, log_level="info")
+        uvicorn.run(
+            "api.server:app_factory", factory=True, host=host, port=port, workers=workers, log_level="info"
+        )
     else:
         uvicorn.run(create_app(settings), host=host, port=port, log_level="info", access_log=False)
 

@@ -39,11 +39,13 @@ def cmd_check(args: argparse.Namespace) -> int:
                 print(json.dumps(_plain(validation), indent=2))
                 return 1
             answer = Answer("check", "deduction", args.answer, program, args.input[0], validation.outputs[0])
-            [result] = engine.verify([answer])
-            print(json.dumps(_plain(result), indent=2))
-            return 0 if result.correct else 1
+            [judged] = engine.verify([answer])
+            print(json.dumps(_plain(judged), indent=2))
+            return 0 if judged.correct else 1
         [result] = engine.validate(
-            [ValidateTask("check", program, args.input or ["()"])], repeats=args.repeats, timeout_s=args.timeout
+            [ValidateTask("check", program, args.input or ["()"])],
+            repeats=args.repeats,
+            timeout_s=args.timeout,
         )
         print(json.dumps(_plain(result), indent=2))
         return 0 if result.valid else 1
@@ -95,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--input",
         action="append",
         default=[],
-        help="argument list for one call, e.g. \"'abc'\" or \"[1, 2], key=3\" (repeatable)",
+        help='argument list for one call, e.g. "\'abc\'" or "[1, 2], key=3" (repeatable)',
     )
     check.add_argument("--answer", help="a predicted output to judge as a deduction answer")
     check.add_argument("--repeats", type=int, default=2, help="runs per input (default 2)")
@@ -109,7 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
         "p50/p99 latency and cache-hit throughput next to a baseline measured in the same run.",
     )
     bench.add_argument("--quick", action="store_true", help="smaller workload (about a minute)")
-    bench.add_argument("--baseline-runs", type=int, default=300, help="executions for the subprocess baseline")
+    bench.add_argument(
+        "--baseline-runs", type=int, default=300, help="executions for the subprocess baseline"
+    )
     bench.add_argument("--json", dest="json_out", help="also write the figures to this JSON file")
     bench.add_argument(
         "--sections",

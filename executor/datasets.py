@@ -34,7 +34,9 @@ def _read_jsonl(path: Path) -> Iterator[dict]:
 
 def cruxeval(root: Path | None = None) -> list[Triplet]:
     path = (root or data_dir()) / "cruxeval" / "cruxeval.jsonl"
-    return [Triplet(row["id"], row["code"], row["input"], row["output"], "cruxeval") for row in _read_jsonl(path)]
+    return [
+        Triplet(row["id"], row["code"], row["input"], row["output"], "cruxeval") for row in _read_jsonl(path)
+    ]
 
 
 def azr_seed_files(root: Path | None = None) -> list[Path]:
@@ -48,7 +50,9 @@ def azr_seeds(root: Path | None = None) -> list[Triplet]:
         if "code_f" in path.name:
             continue
         for number, row in enumerate(_read_jsonl(path)):
-            triplets.append(Triplet(f"{path.stem}:{number}", row["snippet"], row["input"], row["output"], path.name))
+            triplets.append(
+                Triplet(f"{path.stem}:{number}", row["snippet"], row["input"], row["output"], path.name)
+            )
     return triplets
 
 
@@ -69,7 +73,11 @@ def azr_induction_seeds(root: Path | None = None) -> list[InductionSeed]:
         for number, row in enumerate(_read_jsonl(path)):
             seeds.append(
                 InductionSeed(
-                    f"{path.stem}:{number}", row["snippet"], list(row["inputs"]), list(row["outputs"]), row.get("message", "")
+                    f"{path.stem}:{number}",
+                    row["snippet"],
+                    list(row["inputs"]),
+                    list(row["outputs"]),
+                    row.get("message", ""),
                 )
             )
     return seeds

@@ -231,19 +231,17 @@ class Engine:
         futures = [self._submit(job, lane) for job, lane in jobs]
         results = self._results(futures, jobs)
 
-        fresh: dict[str, dict[str, Any]] = {}
+        ran: dict[str, InputOutcome] = {}
         for position, key in enumerate(to_run):
-            outcome = aggregate.combine_repeats(results[position * repeats : (position + 1) * repeats])
-            if outcome.verdict not in aggregate.UNCACHEABLE:
-                fresh[key] = aggregate.outcome_to_cache(outcome)
-            cached[key] = aggregate.outcome_to_cache(outcome)
-            cached[key]["_fresh"] = True
+            ran[key] = aggregate.combine_repeats(results[position * repeats : (position + 1) * repeats])
         for task_index, input_index, key in pending:
             if outcomes[task_index][input_index] is None:
-                data = cached[key]
-                outcome = aggregate.outcome_from_cache(data)
-                outcome.cached = False
-                outcomes[task_index][input_index] = outcome
+                outcomes[task_index][input_index] = ran[key]
+        fresh = {
+            key: aggregate.outcome_to_cache(outcome)
+            for key, outcome in ran.items()
+            if outcome.verdict not in aggregate.UNCACHEABLE
+        }
         if fresh:
             self.cache.set_many(fresh)
 

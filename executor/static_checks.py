@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import warnings
+from collections.abc import Sequence
 
 from executor.limits import SizeLimits
 from executor.policy import ATTRIBUTE_FUNCTIONS, Policy
@@ -44,14 +45,14 @@ def _syntax_message(exc: SyntaxError, what: str) -> str:
     return f"the {what} does not parse{where}: {exc.msg}"
 
 
-def _bound_names(body: list[ast.stmt] | ast.AST, params: ast.arguments | None = None) -> set[str]:
+def _bound_names(body: Sequence[ast.AST], params: ast.arguments | None = None) -> set[str]:
     """Names a scope binds itself (parameters, assignments, defs, imports), nested scopes excluded."""
     bound: set[str] = set()
     if params is not None:
         for arg in [*params.posonlyargs, *params.args, *params.kwonlyargs, params.vararg, params.kwarg]:
             if arg is not None:
                 bound.add(arg.arg)
-    stack = list(body) if isinstance(body, list) else [body]
+    stack: list[ast.AST] = list(body)
     while stack:
         node = stack.pop()
         if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):

@@ -53,7 +53,10 @@ class AuditService:
             from redis import Redis
 
             self.stream_writer = RedisStreamWriter(
-                Redis.from_url(self.redis_url, health_check_interval=10), self.stream, self.max_records, self.max_age_s
+                Redis.from_url(self.redis_url, health_check_interval=10),
+                self.stream,
+                self.max_records,
+                self.max_age_s,
             )
             if serve_reads:
                 tag = "".join(c if c.isalnum() else "_" for c in f"{self.redis_url}_{self.stream}")[-80:]

@@ -6,7 +6,9 @@ import re
 
 from prometheus_client import Counter
 
-RECORDS = Counter("azr_audit_records_total", "Audit records written, by kind and verdict.", ["kind", "verdict"])
+RECORDS = Counter(
+    "azr_audit_records_total", "Audit records written, by kind and verdict.", ["kind", "verdict"]
+)
 WRITE_ERRORS = Counter("azr_audit_write_errors_total", "Audit records that could not be written.")
 RUN_VERDICTS = Counter(
     "azr_run_verdicts_total",

@@ -11,13 +11,32 @@ from urllib.parse import urlencode
 from api.audit.store import AuditQuery
 
 VERDICTS = (
-    "forbidden", "syntax_error", "bad_form", "invalid_input", "nondeterministic", "timeout",
-    "memory_limit", "output_limit", "runtime_error", "sandbox_error", "ok", "wrong",
+    "forbidden",
+    "syntax_error",
+    "bad_form",
+    "invalid_input",
+    "nondeterministic",
+    "timeout",
+    "memory_limit",
+    "output_limit",
+    "runtime_error",
+    "sandbox_error",
+    "ok",
+    "wrong",
 )
 COLORS = {
-    "forbidden": "#d62728", "syntax_error": "#9467bd", "bad_form": "#8c564b", "invalid_input": "#e377c2",
-    "nondeterministic": "#ff7f0e", "timeout": "#bcbd22", "memory_limit": "#17becf", "output_limit": "#1f77b4",
-    "runtime_error": "#7f7f7f", "sandbox_error": "#000000", "ok": "#2ca02c", "wrong": "#aec7e8",
+    "forbidden": "#d62728",
+    "syntax_error": "#9467bd",
+    "bad_form": "#8c564b",
+    "invalid_input": "#e377c2",
+    "nondeterministic": "#ff7f0e",
+    "timeout": "#bcbd22",
+    "memory_limit": "#17becf",
+    "output_limit": "#1f77b4",
+    "runtime_error": "#7f7f7f",
+    "sandbox_error": "#000000",
+    "ok": "#2ca02c",
+    "wrong": "#aec7e8",
 }
 
 
@@ -55,10 +74,13 @@ def chart_svg(stats: dict[str, Any], width: int = 900, height: int = 190) -> str
     head = (
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
         'font-family="sans-serif" role="img" aria-label="audit records by verdict over time">'
-        '<style>.tick{font-size:10px;fill:#6b7280}.leg{font-size:11px;fill:#1d2330}</style>'
+        "<style>.tick{font-size:10px;fill:#6b7280}.leg{font-size:11px;fill:#1d2330}</style>"
     )
     if not buckets:
-        return head + f'<text x="{width / 2}" y="{height / 2}" text-anchor="middle" class="tick">no records in range</text></svg>'
+        return (
+            head
+            + f'<text x="{width / 2}" y="{height / 2}" text-anchor="middle" class="tick">no records in range</text></svg>'
+        )
     top = max(sum(b["counts"].values()) for b in buckets) or 1
     pad_l, pad_b, pad_t = 40, 44, 8
     inner_w, inner_h = width - pad_l - 10, height - pad_b - pad_t
@@ -86,7 +108,7 @@ def chart_svg(stats: dict[str, Any], width: int = 900, height: int = 190) -> str
             y -= h
             parts.append(
                 f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar_w:.1f}" height="{h:.1f}" fill="{COLORS[verdict]}">'
-                f'<title>{_e(when(bucket["start"]))} {verdict}: {n}</title></rect>'
+                f"<title>{_e(when(bucket['start']))} {verdict}: {n}</title></rect>"
             )
     x = pad_l
     for verdict, n in sorted(stats.get("by_verdict", {}).items(), key=lambda kv: -kv[1]):
@@ -125,16 +147,18 @@ def filters_form(query: AuditQuery, params: dict[str, str]) -> str:
 </form>"""
 
 
-def records_page(query: AuditQuery, records: list[dict[str, Any]], next_cursor: str | None, params: dict[str, str]) -> str:
+def records_page(
+    query: AuditQuery, records: list[dict[str, Any]], next_cursor: str | None, params: dict[str, str]
+) -> str:
     rows = []
     for r in records:
         rows.append(
             f'<tr class="rec" data-id="{_e(r["id"])}" data-verdict="{_e(r["verdict"])}">'
             f'<td><a href="/audit/record/{_e(r["id"])}" class="rid">{_e(when(r["time"]))}</a></td>'
             f'<td class="verdict">{badge(r["verdict"])}</td><td>{_e(r.get("reason"))}</td>'
-            f'<td>{_e(r.get("kind"))}/{_e(r.get("task_type"))}</td>'
+            f"<td>{_e(r.get('kind'))}/{_e(r.get('task_type'))}</td>"
             f'<td>{_run_link(r.get("run"))}</td><td class="num">{_e(r.get("step"))}</td>'
-            f'<td><code>{_e(r.get("program_head"))}</code></td>'
+            f"<td><code>{_e(r.get('program_head'))}</code></td>"
             f'<td class="num">{(r.get("cpu_ms") or 0):.0f}</td><td class="num">{_e(r.get("maxrss_kb") or "")}</td></tr>'
         )
     table = (
@@ -149,21 +173,27 @@ def records_page(query: AuditQuery, records: list[dict[str, Any]], next_cursor: 
         pager.append(f'<a id="first" href="/audit?{_e(urlencode(base))}">« newest</a>')
         pager.append('<a id="newer" href="#" data-back="1">‹ newer</a>')
     if next_cursor:
-        pager.append(f'<a id="older" href="/audit?{_e(urlencode({**base, "cursor": next_cursor}))}">older ›</a>')
+        pager.append(
+            f'<a id="older" href="/audit?{_e(urlencode({**base, "cursor": next_cursor}))}">older ›</a>'
+        )
     pager.append(f'<span class="muted">{len(records)} shown</span></div>')
     title = f"Run {query.run}" if query.run else "Records"
     head = f"<h1>{_e(title)}</h1>" + (
         f'<p class="muted">Per-run view: every audit record tagged <b>{_e(query.run)}</b>. '
-        f'<a href="/audit/runs">all runs</a></p>' if query.run else ""
+        f'<a href="/audit/runs">all runs</a></p>'
+        if query.run
+        else ""
     )
     chart_params = urlencode({k: v for k, v in params.items() if k not in ("cursor", "limit") and v})
     return layout(
         title,
-        head + filters_form(query, params)
+        head
+        + filters_form(query, params)
         + '<section class="panel"><h2>Records by verdict over time</h2>'
         + f'<img id="chart" class="chart" alt="records by verdict over time" src="/audit/chart.svg?{_e(chart_params)}">'
         + "</section>"
-        + table + "".join(pager),
+        + table
+        + "".join(pager),
     )
 
 
@@ -183,10 +213,17 @@ def record_page(record: dict[str, Any]) -> str:
         for n, text in enumerate(lines, start=1)
     )
     meta_rows = [
-        ("id", record.get("id")), ("time (UTC)", when(record.get("time"))), ("verdict", None), ("reason", record.get("reason")),
-        ("kind", f'{record.get("kind")} / {record.get("task_type")}'), ("item id", record.get("item_id")),
-        ("run", None), ("step", record.get("step")), ("requester (key id)", record.get("key_id") or "—"),
-        ("cpu ms", f'{(record.get("cpu_ms") or 0):.1f}'), ("peak memory kB", record.get("maxrss_kb")),
+        ("id", record.get("id")),
+        ("time (UTC)", when(record.get("time"))),
+        ("verdict", None),
+        ("reason", record.get("reason")),
+        ("kind", f"{record.get('kind')} / {record.get('task_type')}"),
+        ("item id", record.get("item_id")),
+        ("run", None),
+        ("step", record.get("step")),
+        ("requester (key id)", record.get("key_id") or "—"),
+        ("cpu ms", f"{(record.get('cpu_ms') or 0):.1f}"),
+        ("peak memory kB", record.get("maxrss_kb")),
         ("sampled", "yes" if record.get("sampled") else "no (always recorded)"),
         ("offending line", line if line is not None else "—"),
     ]
@@ -197,28 +234,36 @@ def record_page(record: dict[str, Any]) -> str:
     finding = record.get("finding")
     finding_html = (
         f'<p id="finding" class="finding">static-check finding: {_e(finding.get("message"))}'
-        f'{" (line " + str(finding.get("line")) + ")" if finding.get("line") and not str(finding.get("message", "")).startswith("line ") else ""}</p>'
-        if finding else ""
+        f"{' (line ' + str(finding.get('line')) + ')' if finding.get('line') and not str(finding.get('message', '')).startswith('line ') else ''}</p>"
+        if finding
+        else ""
     )
     outputs = record.get("outputs") or []
     outputs_html = (
-        '<h2>Differing outputs</h2><ol id="outputs">' + "".join(f"<li><code>{_e(o)}</code></li>" for o in outputs) + "</ol>"
-        if outputs else ""
+        '<h2>Differing outputs</h2><ol id="outputs">'
+        + "".join(f"<li><code>{_e(o)}</code></li>" for o in outputs)
+        + "</ol>"
+        if outputs
+        else ""
     )
     extra = ""
-    for label, key in (("input" + (f' #{record["input_index"]}' if record.get("input_index") is not None else ""), "input"),
-                       ("answer", "answer"), ("gold output", "gold_output")):
+    for label, key in (
+        ("input" + (f" #{record['input_index']}" if record.get("input_index") is not None else ""), "input"),
+        ("answer", "answer"),
+        ("gold output", "gold_output"),
+    ):
         if record.get(key):
             extra += f'<h2>{_e(label)}</h2><pre class="plain" id="{key}">{_e(record[key])}</pre>'
     return layout(
         f"Record {record.get('id')}",
-        f'<h1>Audit record {badge(record["verdict"])} <small>{_e(record.get("reason"))}</small></h1>'
+        f"<h1>Audit record {badge(record['verdict'])} <small>{_e(record.get('reason'))}</small></h1>"
         f'<p><a href="javascript:history.back()">‹ back</a> · <a href="/v1/audit/{_e(record["id"])}">JSON</a></p>'
         f'<p id="detail" class="detail">{_e(record.get("detail"))}</p>{finding_html}'
         f'<div class="cols"><table class="meta">{meta}</table></div>'
-        f'<h2>Program <small>{record.get("program_chars", 0)} chars</small></h2>'
+        f"<h2>Program <small>{record.get('program_chars', 0)} chars</small></h2>"
         f'<pre id="program" class="code" data-marked="{line if line is not None else ""}">{code}</pre>'
-        + outputs_html + extra
+        + outputs_html
+        + extra
         + f'<script type="application/json" id="record-json">{_e(json.dumps({"id": record["id"], "line": line}))}</script>',
     )
 
@@ -226,7 +271,9 @@ def record_page(record: dict[str, Any]) -> str:
 def runs_page(runs: list[dict[str, Any]]) -> str:
     rows = []
     for entry in runs:
-        verdicts = " ".join(f"{badge(v)}&nbsp;{n}" for v, n in sorted(entry["by_verdict"].items(), key=lambda kv: -kv[1]))
+        verdicts = " ".join(
+            f"{badge(v)}&nbsp;{n}" for v, n in sorted(entry["by_verdict"].items(), key=lambda kv: -kv[1])
+        )
         rows.append(
             f'<tr class="run"><td>{_run_link(entry["run"])}</td><td class="num">{entry["total"]}</td><td>{verdicts}</td>'
             f'<td class="num">{_e(entry.get("last_step"))}</td><td>{_e(when(entry["first"]))}</td><td>{_e(when(entry["last"]))}</td></tr>'
@@ -237,7 +284,9 @@ def runs_page(runs: list[dict[str, Any]]) -> str:
         + ("".join(rows) or '<tr><td colspan="6" class="muted">No tagged records yet.</td></tr>')
         + "</tbody></table>"
     )
-    return layout("Runs", "<h1>Runs</h1><p class='muted'>Audit records by the run tag the trainer sends.</p>" + table)
+    return layout(
+        "Runs", "<h1>Runs</h1><p class='muted'>Audit records by the run tag the trainer sends.</p>" + table
+    )
 
 
 def login() -> str:

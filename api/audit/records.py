@@ -169,7 +169,10 @@ def build_records(
             else:
                 program = item.get("program")
                 input_text = item.get("answer") if task_type == "abduction" else item.get("input")
-                extra = {"answer": cap(item.get("answer"), policy.max_input_chars), "gold_output": cap(item.get("output"), policy.max_input_chars)}
+                extra = {
+                    "answer": cap(item.get("answer"), policy.max_input_chars),
+                    "gold_output": cap(item.get("output"), policy.max_input_chars),
+                }
         line = line_of(result, detail)
         records.append(
             {
@@ -177,14 +180,17 @@ def build_records(
                 "verdict": verdict,
                 "reason": reason_of(verdict, detail),
                 "detail": cap(detail, policy.max_detail_chars) or "",
-                "finding": {"message": cap(detail, 500), "line": line} if line is not None or verdict in (
-                    "forbidden", "syntax_error", "bad_form") else None,
+                "finding": {"message": cap(detail, 500), "line": line}
+                if line is not None or verdict in ("forbidden", "syntax_error", "bad_form")
+                else None,
                 "line": line,
                 "program": cap(program, policy.max_program_chars),
                 "program_chars": len(program) if program else 0,
                 "input": cap(input_text, policy.max_input_chars),
                 "input_index": input_index,
-                "outputs": differing_outputs(result, detail, input_index) if verdict == "nondeterministic" else [],
+                "outputs": differing_outputs(result, detail, input_index)
+                if verdict == "nondeterministic"
+                else [],
                 "cpu_ms": float(result.get("cpu_ms") or 0.0),
                 "maxrss_kb": int(result.get("maxrss_kb") or 0),
                 "key_id": meta.get("key_id"),

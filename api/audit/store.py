@@ -28,8 +28,22 @@ from api.audit.records import IDS, id_key, key_id
 log = logging.getLogger(__name__)
 
 SUMMARY_FIELDS = (
-    "id", "time", "verdict", "reason", "detail", "line", "run", "step", "kind", "task_type",
-    "key_id", "item_id", "cpu_ms", "maxrss_kb", "sampled", "program_chars",
+    "id",
+    "time",
+    "verdict",
+    "reason",
+    "detail",
+    "line",
+    "run",
+    "step",
+    "kind",
+    "task_type",
+    "key_id",
+    "item_id",
+    "cpu_ms",
+    "maxrss_kb",
+    "sampled",
+    "program_chars",
 )
 
 
@@ -107,8 +121,13 @@ class SqliteStore:
             key = id_key(record["id"])
             rows.append(
                 (
-                    key, str(record.get("verdict")), record.get("reason"), record.get("run"), record.get("step"),
-                    record.get("kind"), record.get("program"),
+                    key,
+                    str(record.get("verdict")),
+                    record.get("reason"),
+                    record.get("run"),
+                    record.get("step"),
+                    record.get("kind"),
+                    record.get("program"),
                 )
             )
             docs.append((key, json.dumps(record, separators=(",", ":"))))
@@ -188,12 +207,19 @@ class SqliteStore:
         where, args = self._where(query)
         limit = max(1, min(int(query.limit), 1000))
         conn = self._conn()
-        keys = [k for (k,) in conn.execute(f"SELECT k FROM audit{where} ORDER BY k DESC LIMIT ?", (*args, limit + 1))]
+        keys = [
+            k
+            for (k,) in conn.execute(
+                f"SELECT k FROM audit{where} ORDER BY k DESC LIMIT ?", (*args, limit + 1)
+            )
+        ]
         page_keys = keys[:limit]
         docs: dict[int, str] = {}
         if page_keys:
             marks = ",".join("?" * len(page_keys))
-            docs = dict(conn.execute(f"SELECT k, doc FROM audit_doc WHERE k IN ({marks})", page_keys).fetchall())
+            docs = dict(
+                conn.execute(f"SELECT k, doc FROM audit_doc WHERE k IN ({marks})", page_keys).fetchall()
+            )
         records = [json.loads(docs[k]) for k in page_keys if k in docs]
         next_cursor = key_id(page_keys[-1]) if len(keys) > limit else None
         return ([r if full else summary(r) for r in records], next_cursor)
@@ -247,7 +273,9 @@ class SqliteStore:
             "bucket_s": width_ms / 1000,
             "from": lo_ms / 1000,
             "to": hi_ms / 1000,
-            "buckets": [{"start": (lo_ms + b * width_ms) / 1000, "counts": series[b]} for b in sorted(series)],
+            "buckets": [
+                {"start": (lo_ms + b * width_ms) / 1000, "counts": series[b]} for b in sorted(series)
+            ],
             "by_verdict": by_verdict,
             "by_reason": dict(sorted(by_reason.items(), key=lambda kv: -kv[1])[:20]),
             "total": sum(by_verdict.values()),
@@ -255,13 +283,19 @@ class SqliteStore:
 
     def runs(self, limit: int = 200) -> list[dict[str, Any]]:
         """Per-run summary: records, by verdict, first/last time, last step."""
-        rows = self._conn().execute(
-            "SELECT run, verdict, COUNT(*), MIN(k), MAX(k), MAX(step) FROM audit "
-            "WHERE run IS NOT NULL GROUP BY run, verdict"
-        ).fetchall()
+        rows = (
+            self._conn()
+            .execute(
+                "SELECT run, verdict, COUNT(*), MIN(k), MAX(k), MAX(step) FROM audit "
+                "WHERE run IS NOT NULL GROUP BY run, verdict"
+            )
+            .fetchall()
+        )
         out: dict[str, dict[str, Any]] = {}
         for run, verdict, n, lo, hi, step in rows:
-            entry = out.setdefault(run, {"run": run, "total": 0, "by_verdict": {}, "first": lo, "last": hi, "last_step": step})
+            entry = out.setdefault(
+                run, {"run": run, "total": 0, "by_verdict": {}, "first": lo, "last": hi, "last_step": step}
+            )
             entry["total"] += n
             entry["by_verdict"][verdict] = n
             entry["first"], entry["last"] = min(entry["first"], lo), max(entry["last"], hi)
@@ -287,7 +321,9 @@ class BackgroundWriter:
     flushed every `interval_s` (and on close); the store trims itself periodically.
     """
 
-    def __init__(self, store: SqliteStore, max_records: int, max_age_s: float, interval_s: float = 0.05) -> None:
+    def __init__(
+        self, store: SqliteStore, max_records: int, max_age_s: float, interval_s: float = 0.05
+    ) -> None:
         self.store = store
         self.max_records = max_records
         self.max_age_s = max_age_s
@@ -427,7 +463,7 @@ class RedisMirror:
                 if time.monotonic() - last_sync > 5:
                     last_sync = time.monotonic()
                     self._sync_trim(redis)
-                reply = redis.xread({self.stream: last_id}, count=2000, block=self.block_ms)
+                reply: Any = redis.xread({self.stream: last_id}, count=2000, block=self.block_ms)
                 if not reply:
                     self.synced.set()
                     continue

@@ -52,14 +52,18 @@ class Settings(BaseSettings):
     job_result_ttl_s: int = Field(3600, ge=1)
     job_failure_ttl_s: int = Field(86400, ge=1)
     job_retries: int = Field(3, ge=0)
-    worker_heartbeat_grace_s: int = Field(10, ge=1, description="A dead worker's job is re-queued after this.")
+    worker_heartbeat_grace_s: int = Field(
+        10, ge=1, description="A dead worker's job is re-queued after this."
+    )
     worker_maintenance_s: int = Field(5, ge=1)
     worker_metrics_port: int = Field(9100, ge=0, description="0 disables the worker's /metrics server.")
     cache_ttl_s: int = Field(7 * 86400, ge=1)
 
     # Audit trail (api/audit)
     audit_enabled: bool = True
-    audit_dir: str = Field(".azr-audit", description="Embedded mode's audit store and queue mode's query index.")
+    audit_dir: str = Field(
+        ".azr-audit", description="Embedded mode's audit store and queue mode's query index."
+    )
     audit_sample_ok: float = Field(0.01, ge=0, le=1, description="Fraction of ok verdicts recorded.")
     audit_sample_wrong: float = Field(0.0, ge=0, le=1, description="Fraction of wrong verdicts recorded.")
     audit_max_records: int = Field(1_000_000, ge=1, description="Retention by count.")
@@ -71,7 +75,9 @@ class Settings(BaseSettings):
     def engine_settings(self) -> EngineSettings:
         return EngineSettings(
             limits=Limits(
-                timeout_s=self.default_timeout_s, memory_mb=self.memory_mb, max_output_chars=self.max_output_chars
+                timeout_s=self.default_timeout_s,
+                memory_mb=self.memory_mb,
+                max_output_chars=self.max_output_chars,
             ),
             sizes=SizeLimits(
                 max_program_chars=self.max_program_chars,

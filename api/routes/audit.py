@@ -55,7 +55,9 @@ def build_query(
     since: str | None = Query(None, description="From this time (epoch seconds or ISO 8601), inclusive."),
     until: str | None = Query(None, description="Before this time (epoch seconds or ISO 8601)."),
     q: str | None = Query(None, max_length=200, description="Text to find in the program."),
-    cursor: str | None = Query(None, max_length=40, pattern=r"^\d+-\d+$", description="next_cursor of the previous page."),
+    cursor: str | None = Query(
+        None, max_length=40, pattern=r"^\d+-\d+$", description="next_cursor of the previous page."
+    ),
     limit: int = Query(50, ge=1, le=MAX_PAGE),
 ) -> AuditQuery:
     verdicts = [v for part in verdict or [] for v in part.split(",") if v.strip()] or None
@@ -77,7 +79,9 @@ KeyDep = Annotated[str | None, Depends(require_key)]
 
 
 @router.get("/v1/audit", summary="Audit records, newest first, filtered, cursor-paginated")
-def list_records(query: QueryDep, _key: KeyDep, full: bool = Query(False, description="Whole records, program included.")) -> dict[str, Any]:
+def list_records(
+    query: QueryDep, _key: KeyDep, full: bool = Query(False, description="Whole records, program included.")
+) -> dict[str, Any]:
     records, next_cursor = _store().query(query, full=full)
     return {"records": records, "next_cursor": next_cursor}
 
@@ -111,11 +115,15 @@ def export(query: QueryDep, _key: KeyDep) -> StreamingResponse:
     )
 
 
-@router.get("/v1/audit/{record_id}", summary="One audit record", responses={404: {"description": "No such record."}})
+@router.get(
+    "/v1/audit/{record_id}", summary="One audit record", responses={404: {"description": "No such record."}}
+)
 def get_record(record_id: str, _key: KeyDep) -> dict[str, Any]:
     record = _store().get(record_id) if len(record_id) <= 40 else None
     if record is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no audit record {record_id!r} (unknown, or trimmed by retention)")
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, f"no audit record {record_id!r} (unknown, or trimmed by retention)"
+        )
     return record
 
 

@@ -18,7 +18,9 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Workers and sandboxes are ready", responses={503: {"description": "Not ready."}})
+@router.get(
+    "/readyz", summary="Workers and sandboxes are ready", responses={503: {"description": "Not ready."}}
+)
 def readyz(response: Response, backend: Annotated[Backend, Depends(backend_dep)]) -> dict[str, Any]:
     ready, detail = backend.readiness()
     if not ready:

@@ -45,7 +45,11 @@ async def _dispatch(backend: Backend, payload: Payload, wait: bool, response: Re
         return {"results": await backend.run(payload)}
     except Overloaded as exc:
         metrics.REJECTED.labels("overloaded").inc()
-        code = status.HTTP_429_TOO_MANY_REQUESTS if backend.mode == "queue" else status.HTTP_503_SERVICE_UNAVAILABLE
+        code = (
+            status.HTTP_429_TOO_MANY_REQUESTS
+            if backend.mode == "queue"
+            else status.HTTP_503_SERVICE_UNAVAILABLE
+        )
         raise HTTPException(code, str(exc), headers={"Retry-After": str(exc.retry_after_s)}) from exc
     except DeadlineExceeded as exc:
         raise HTTPException(
@@ -71,9 +75,7 @@ async def validate(
     """Static checks, then each input runs `repeats` times in different interpreters (different
     hash seeds); `valid` only if every input ran and every repeat gave the same output."""
     limits.check_validate(request, settings)
-    payload = validate_payload(
-        [t.model_dump() for t in request.tasks], request.repeats, request.timeout_s
-    )
+    payload = validate_payload([t.model_dump() for t in request.tasks], request.repeats, request.timeout_s)
     payload["meta"] = {"run": request.run, "step": request.step, "key_id": key_id}
     return await _dispatch(backend, payload, wait, response)
 
@@ -87,7 +89,7 @@ async def validate(
 async def verify(
     body: Annotated[
         VerifyRequest | list[AnswerIn],
-        Body(description="`{\"answers\": [...], \"run\": ..., \"step\": ...}`, or a bare list of answers."),
+        Body(description='`{"answers": [...], "run": ..., "step": ...}`, or a bare list of answers.'),
     ],
     response: Response,
     backend: Annotated[Backend, Depends(backend_dep)],
@@ -101,7 +103,7 @@ async def verify(
     elif not body:
         raise unprocessable("answers", "give at least one answer")
     else:
-        request = VerifyRequest(answers=body)
+        request = VerifyRequest(answers=body, timeout_s=None)
     limits.check_verify(request, settings)
     payload = verify_payload([a.model_dump() for a in request.answers], request.timeout_s)
     payload["meta"] = {"run": request.run, "step": request.step, "key_id": key_id}

@@ -56,7 +56,9 @@ class Backend(Protocol):
 
 def make_engine(settings: Settings, cache: Any | None = None) -> Engine:
     """The engine of this process, on the sandbox backend the settings name (local or docker)."""
-    return Engine(settings.engine_settings(), cache=metrics.CountingCache(cache) if cache is not None else None)
+    return Engine(
+        settings.engine_settings(), cache=metrics.CountingCache(cache) if cache is not None else None
+    )
 
 
 # ----------------------------------------------------------------------------- embedded
@@ -83,7 +85,12 @@ class EmbeddedBackend:
         metrics.LIVE.sources.append(
             lambda: [
                 ("azr_sandboxes", "Sandbox zygotes by state.", {"state": "busy"}, float(pool.busy)),
-                ("azr_sandboxes", "Sandbox zygotes by state.", {"state": "idle"}, float(pool.size - pool.busy)),
+                (
+                    "azr_sandboxes",
+                    "Sandbox zygotes by state.",
+                    {"state": "idle"},
+                    float(pool.size - pool.busy),
+                ),
                 ("azr_inflight_tasks", "Tasks being judged right now.", {}, float(self._inflight)),
                 ("azr_workers", "Executor workers serving this API.", {}, 1.0),
                 ("azr_queue_depth", "Chunks waiting in the queue.", {}, 0.0),
@@ -170,7 +177,7 @@ class QueueBackend:
 
         assert settings.redis_url
         self.settings = settings
-        self.redis = Redis.from_url(settings.redis_url, health_check_interval=10)
+        self.redis = Redis.from_url(settings.redis_url, health_check_interval=10, decode_responses=False)
         self.queue = Queue(settings.queue_name, connection=self.redis)
         self._last_cleanup = 0.0
 
@@ -232,7 +239,12 @@ class QueueBackend:
                 job_ids.append(job_id)
             pipe.hset(
                 f"azr:request:{request_id}",
-                mapping={"kind": payload["kind"], "jobs": ",".join(job_ids), "size": size, "created": time.time()},
+                mapping={
+                    "kind": payload["kind"],
+                    "jobs": ",".join(job_ids),
+                    "size": size,
+                    "created": time.time(),
+                },
             )
             pipe.expire(f"azr:request:{request_id}", self.settings.job_result_ttl_s)
             pipe.execute()
@@ -251,7 +263,7 @@ class QueueBackend:
     def _gather(self, request_id: str) -> JobView | None:
         from rq.job import Job, JobStatus
 
-        meta = self.redis.hgetall(f"azr:request:{request_id}")
+        meta: dict[bytes, bytes] = self.redis.hgetall(f"azr:request:{request_id}")  # type: ignore[assignment]
         if not meta:
             return None
         kind = meta[b"kind"].decode()
@@ -319,7 +331,7 @@ class QueueBackend:
         """Chunks that failed after every retry: their tasks get `sandbox_error` verdicts."""
         from rq.job import Job, JobStatus
 
-        meta = self.redis.hgetall(f"azr:request:{request_id}")
+        meta: dict[bytes, bytes] = self.redis.hgetall(f"azr:request:{request_id}")  # type: ignore[assignment]
         job_ids = meta[b"jobs"].decode().split(",")
         items = items_of(payload)
         size = int(meta[b"size"])
@@ -330,10 +342,17 @@ class QueueBackend:
                 continue
             chunk = items[index * size : (index + 1) * size]
             for item in chunk:
-                base = {"id": item["id"], "verdict": "sandbox_error", "detail": "the executor failed after retries"}
+                base = {
+                    "id": item["id"],
+                    "verdict": "sandbox_error",
+                    "detail": "the executor failed after retries",
+                }
                 if payload["kind"] == "validate":
                     n = len(item["inputs"])
-                    results.append(base | {"valid": False, "outputs": [None] * n, "input_verdicts": ["sandbox_error"] * n})
+                    results.append(
+                        base
+                        | {"valid": False, "outputs": [None] * n, "input_verdicts": ["sandbox_error"] * n}
+                    )
                 else:
                     results.append(base | {"correct": False})
         failed = [r for r in results if r["verdict"] == "sandbox_error"]
@@ -353,7 +372,12 @@ class QueueBackend:
         except Exception as exc:  # noqa: BLE001
             return False, {"mode": self.mode, "redis": f"unreachable: {exc}"}
         workers = self._workers_exact()
-        return workers > 0, {"mode": self.mode, "redis": "ok", "workers": workers, "queue_depth": self.queue.count}
+        return workers > 0, {
+            "mode": self.mode,
+            "redis": "ok",
+            "workers": workers,
+            "queue_depth": self.queue.count,
+        }
 
     def _workers_exact(self) -> int:
         from rq import Worker

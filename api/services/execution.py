@@ -45,7 +45,10 @@ def execute(engine: Engine, payload: Payload) -> list[dict[str, Any]]:
     kind = payload["kind"]
     if kind == "validate":
         tasks = [ValidateTask(t["id"], t["program"], list(t["inputs"])) for t in payload["tasks"]]
-        results = [_result_dict(r) for r in engine.validate(tasks, payload.get("repeats", 2), payload.get("timeout_s"))]
+        results = [
+            _result_dict(r)
+            for r in engine.validate(tasks, payload.get("repeats", 2), payload.get("timeout_s"))
+        ]
     elif kind == "verify":
         answers = [
             Answer(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from api.core.config import Settings
 from api.core.deps import too_large, unprocessable
-from api.schemas import VerifyRequest, ValidateRequest
+from api.schemas import ValidateRequest, VerifyRequest
 
 
 def _text(field: str, text: str, limit: int, setting: str) -> None:
@@ -14,41 +14,63 @@ def _text(field: str, text: str, limit: int, setting: str) -> None:
 
 def check_validate(request: ValidateRequest, settings: Settings) -> None:
     if len(request.tasks) > settings.max_tasks_per_request:
-        raise too_large("tasks", len(request.tasks), settings.max_tasks_per_request, "AZR_MAX_TASKS_PER_REQUEST tasks")
+        raise too_large(
+            "tasks", len(request.tasks), settings.max_tasks_per_request, "AZR_MAX_TASKS_PER_REQUEST tasks"
+        )
     if request.repeats > settings.max_repeats:
-        raise unprocessable("repeats", f"{request.repeats} is over the limit of {settings.max_repeats} (AZR_MAX_REPEATS)")
+        raise unprocessable(
+            "repeats", f"{request.repeats} is over the limit of {settings.max_repeats} (AZR_MAX_REPEATS)"
+        )
     if request.timeout_s is not None and request.timeout_s > settings.max_timeout_s:
         raise unprocessable(
-            "timeout_s", f"{request.timeout_s:g} s is over the limit of {settings.max_timeout_s:g} s (AZR_MAX_TIMEOUT_S)"
+            "timeout_s",
+            f"{request.timeout_s:g} s is over the limit of {settings.max_timeout_s:g} s (AZR_MAX_TIMEOUT_S)",
         )
     seen: set[str] = set()
     for i, task in enumerate(request.tasks):
         if task.id in seen:
-            raise unprocessable(f"tasks[{i}].id", f"duplicate id {task.id!r}; ids must be unique in a request")
+            raise unprocessable(
+                f"tasks[{i}].id", f"duplicate id {task.id!r}; ids must be unique in a request"
+            )
         seen.add(task.id)
         _text(f"tasks[{i}].program", task.program, settings.max_program_chars, "AZR_MAX_PROGRAM_CHARS")
         if len(task.inputs) > settings.max_inputs_per_task:
-            raise too_large(f"tasks[{i}].inputs", len(task.inputs), settings.max_inputs_per_task, "AZR_MAX_INPUTS_PER_TASK inputs")
+            raise too_large(
+                f"tasks[{i}].inputs",
+                len(task.inputs),
+                settings.max_inputs_per_task,
+                "AZR_MAX_INPUTS_PER_TASK inputs",
+            )
         for j, text in enumerate(task.inputs):
             _text(f"tasks[{i}].inputs[{j}]", text, settings.max_input_chars, "AZR_MAX_INPUT_CHARS")
 
 
 def check_verify(request: VerifyRequest, settings: Settings) -> None:
     if len(request.answers) > settings.max_tasks_per_request:
-        raise too_large("answers", len(request.answers), settings.max_tasks_per_request, "AZR_MAX_TASKS_PER_REQUEST answers")
+        raise too_large(
+            "answers",
+            len(request.answers),
+            settings.max_tasks_per_request,
+            "AZR_MAX_TASKS_PER_REQUEST answers",
+        )
     if request.timeout_s is not None and request.timeout_s > settings.max_timeout_s:
         raise unprocessable(
-            "timeout_s", f"{request.timeout_s:g} s is over the limit of {settings.max_timeout_s:g} s (AZR_MAX_TIMEOUT_S)"
+            "timeout_s",
+            f"{request.timeout_s:g} s is over the limit of {settings.max_timeout_s:g} s (AZR_MAX_TIMEOUT_S)",
         )
     seen: set[str] = set()
     for i, answer in enumerate(request.answers):
         if answer.id in seen:
-            raise unprocessable(f"answers[{i}].id", f"duplicate id {answer.id!r}; ids must be unique in a request")
+            raise unprocessable(
+                f"answers[{i}].id", f"duplicate id {answer.id!r}; ids must be unique in a request"
+            )
         seen.add(answer.id)
         limit = settings.max_program_chars if answer.task_type == "induction" else settings.max_answer_chars
         _text(f"answers[{i}].answer", answer.answer, limit, "AZR_MAX_ANSWER_CHARS")
         if answer.program is not None:
-            _text(f"answers[{i}].program", answer.program, settings.max_program_chars, "AZR_MAX_PROGRAM_CHARS")
+            _text(
+                f"answers[{i}].program", answer.program, settings.max_program_chars, "AZR_MAX_PROGRAM_CHARS"
+            )
         for name in ("input", "output"):
             value = getattr(answer, name)
             if value is not None:
@@ -61,7 +83,22 @@ def check_verify(request: VerifyRequest, settings: Settings) -> None:
             if not answer.cases:
                 raise unprocessable(f"answers[{i}].cases", "an induction answer needs at least one case")
             if len(answer.cases) > settings.max_cases_per_answer:
-                raise too_large(f"answers[{i}].cases", len(answer.cases), settings.max_cases_per_answer, "AZR_MAX_CASES_PER_ANSWER cases")
+                raise too_large(
+                    f"answers[{i}].cases",
+                    len(answer.cases),
+                    settings.max_cases_per_answer,
+                    "AZR_MAX_CASES_PER_ANSWER cases",
+                )
             for j, case in enumerate(answer.cases):
-                _text(f"answers[{i}].cases[{j}].input", case.input, settings.max_input_chars, "AZR_MAX_INPUT_CHARS")
-                _text(f"answers[{i}].cases[{j}].output", case.output, settings.max_answer_chars, "AZR_MAX_ANSWER_CHARS")
+                _text(
+                    f"answers[{i}].cases[{j}].input",
+                    case.input,
+                    settings.max_input_chars,
+                    "AZR_MAX_INPUT_CHARS",
+                )
+                _text(
+                    f"answers[{i}].cases[{j}].output",
+                    case.output,
+                    settings.max_answer_chars,
+                    "AZR_MAX_ANSWER_CHARS",
+                )

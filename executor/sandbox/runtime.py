@@ -43,6 +43,10 @@ import signal
 import struct
 import sys
 import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # annotations only: the runtime imports as little as it can
+    from typing import BinaryIO
 
 RUNTIME_VERSION = "3"
 FRAME_HEADER = struct.Struct(">I")
@@ -374,8 +378,8 @@ def canonical(value, depth: int = 0) -> str:
         return repr(value)
     kind = type(value)
     if kind in (set, frozenset):
-        inner = sorted(canonical(item, depth + 1) for item in value)
-        return f"{kind.__name__}{{{', '.join(inner)}}}"
+        members = sorted(canonical(item, depth + 1) for item in value)
+        return f"{kind.__name__}{{{', '.join(members)}}}"
     if kind is dict:
         items = sorted(f"{canonical(k, depth + 1)}: {canonical(v, depth + 1)}" for k, v in value.items())
         return "{" + ", ".join(items) + "}"
@@ -1118,12 +1122,12 @@ def main(argv: list[str]) -> int:
             connection, _ = server.accept()
             with connection, connection.makefile("rb") as reader, connection.makefile("wb") as writer:
                 serve(reader, writer)
-    reader = os.fdopen(os.dup(0), "rb", buffering=1 << 16)
-    writer = os.fdopen(os.dup(1), "wb")
+    stdin_reader: BinaryIO = os.fdopen(os.dup(0), "rb", buffering=1 << 16)
+    stdout_writer: BinaryIO = os.fdopen(os.dup(1), "wb")
     devnull = os.open(os.devnull, os.O_RDWR)
     os.dup2(devnull, 0)
     os.dup2(devnull, 1)
-    serve(reader, writer)
+    serve(stdin_reader, stdout_writer)
     return 0
 
 

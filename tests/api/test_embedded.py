@@ -51,11 +51,19 @@ def test_health_ready_metrics_docs(embedded: Service) -> None:
     assert ready["status"] == "ready" and ready["mode"] == "embedded"
     httpx.post(embedded.url + "/v1/validate", json={"tasks": [MIXED_TASKS[0][0]]}, timeout=30)
     text = httpx.get(embedded.url + "/metrics").text
-    for name in ("azr_requests_total", "azr_verdicts_total", "azr_request_seconds_bucket", "azr_sandboxes",
-                 "azr_cache_requests_total", "azr_execution_seconds_bucket"):
+    for name in (
+        "azr_requests_total",
+        "azr_verdicts_total",
+        "azr_request_seconds_bucket",
+        "azr_sandboxes",
+        "azr_cache_requests_total",
+        "azr_execution_seconds_bucket",
+    ):
         assert name in text, name
     spec = httpx.get(embedded.url + "/openapi.json").json()
-    assert {"/v1/validate", "/v1/verify", "/v1/jobs/{job_id}", "/healthz", "/readyz", "/metrics"} <= set(spec["paths"])
+    assert {"/v1/validate", "/v1/verify", "/v1/jobs/{job_id}", "/healthz", "/readyz", "/metrics"} <= set(
+        spec["paths"]
+    )
     assert httpx.get(embedded.url + "/docs").status_code == 200
 
 

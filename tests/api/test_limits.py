@@ -61,7 +61,9 @@ MALFORMED_VALIDATE = [
 
 
 @pytest.mark.parametrize(("body", "code", "words"), OVERSIZED_VALIDATE)
-def test_validate_limits_name_field_and_limit(small_limits: Service, body: dict, code: int, words: list[str]) -> None:
+def test_validate_limits_name_field_and_limit(
+    small_limits: Service, body: dict, code: int, words: list[str]
+) -> None:
     response = httpx.post(small_limits.url + "/v1/validate", json=body, timeout=30)
     assert response.status_code == code, response.text
     detail = response.json()["detail"]
@@ -83,12 +85,30 @@ OVERSIZED_VERIFY = [
     ({"answers": [dict(ANSWER, output="1" * 61)]}, 413, "answers[0].output"),
     ({"answers": [dict(ANSWER, program=PROGRAM + "#" * 300)]}, 413, "answers[0].program"),
     (
-        {"answers": [{"id": "i", "task_type": "induction", "answer": PROGRAM, "cases": [{"input": "1", "output": "1"}] * 3}]},
+        {
+            "answers": [
+                {
+                    "id": "i",
+                    "task_type": "induction",
+                    "answer": PROGRAM,
+                    "cases": [{"input": "1", "output": "1"}] * 3,
+                }
+            ]
+        },
         413,
         "answers[0].cases",
     ),
     (
-        {"answers": [{"id": "i", "task_type": "induction", "answer": PROGRAM, "cases": [{"input": "1" * 51, "output": "1"}]}]},
+        {
+            "answers": [
+                {
+                    "id": "i",
+                    "task_type": "induction",
+                    "answer": PROGRAM,
+                    "cases": [{"input": "1" * 51, "output": "1"}],
+                }
+            ]
+        },
         413,
         "answers[0].cases[0].input",
     ),
@@ -107,7 +127,12 @@ def test_verify_limits(small_limits: Service, body: dict, code: int, field: str)
 
 @pytest.mark.parametrize(
     "body",
-    [{}, {"answers": []}, {"answers": [dict(ANSWER, task_type="guess")]}, {"answers": [dict(ANSWER, cases=[{"input": 1}])]}],
+    [
+        {},
+        {"answers": []},
+        {"answers": [dict(ANSWER, task_type="guess")]},
+        {"answers": [dict(ANSWER, cases=[{"input": 1}])]},
+    ],
 )
 def test_malformed_verify_is_422(small_limits: Service, body: dict) -> None:
     response = httpx.post(small_limits.url + "/v1/verify", json=body, timeout=30)
@@ -123,7 +148,9 @@ def test_body_too_large_is_413(small_limits: Service) -> None:
 
 def test_not_json_is_422(small_limits: Service) -> None:
     response = httpx.post(
-        small_limits.url + "/v1/validate", content=b"\xff\xfenot json", headers={"content-type": "application/json"}
+        small_limits.url + "/v1/validate",
+        content=b"\xff\xfenot json",
+        headers={"content-type": "application/json"},
     )
     assert response.status_code == 422
 
@@ -136,6 +163,8 @@ def test_api_keys() -> None:
         wrong = httpx.post(service.url + "/v1/validate", json=body, headers={"Authorization": "Bearer nope"})
         assert wrong.status_code == 401
         assert httpx.get(service.url + "/v1/jobs/x").status_code == 401
-        ok = httpx.post(service.url + "/v1/validate", json=body, headers={"Authorization": "Bearer k-two"}, timeout=30)
+        ok = httpx.post(
+            service.url + "/v1/validate", json=body, headers={"Authorization": "Bearer k-two"}, timeout=30
+        )
         assert ok.status_code == 200 and ok.json()["results"][0]["valid"]
         assert httpx.get(service.url + "/healthz").status_code == 200

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+import uuid
 
 import httpx
 import pytest
@@ -33,12 +34,16 @@ def test_mixed_batches(queued: Service) -> None:
     response = httpx.post(queued.url + "/v1/validate", json=body, timeout=120)
     assert response.status_code == 200, response.text
     check_validate_results(response.json()["results"])
-    response = httpx.post(queued.url + "/v1/verify", json={"answers": [a for a, _, _ in MIXED_ANSWERS]}, timeout=120)
+    response = httpx.post(
+        queued.url + "/v1/verify", json={"answers": [a for a, _, _ in MIXED_ANSWERS]}, timeout=120
+    )
     check_verify_results(response.json()["results"])
 
 
 def test_thousand_task_batch_spreads_over_both_workers(queued: Service) -> None:
-    tasks = [{"id": f"t{i}", "program": f"def f(a):\n    return a * {i}", "inputs": [str(i)]} for i in range(1000)]
+    tasks = [
+        {"id": f"t{i}", "program": f"def f(a):\n    return a * {i}", "inputs": [str(i)]} for i in range(1000)
+    ]
     response = httpx.post(queued.url + "/v1/validate", json={"tasks": tasks}, timeout=300)
     results = response.json()["results"]
     assert [r["id"] for r in results] == [t["id"] for t in tasks]
@@ -46,7 +51,9 @@ def test_thousand_task_batch_spreads_over_both_workers(queued: Service) -> None:
     conn = redis.Redis.from_url(queued.env["AZR_REDIS_URL"])
     workers = Worker.all(connection=conn, queue=Queue(queued.env["AZR_QUEUE_NAME"], connection=conn))
     assert len(workers) == 2
-    assert all(w.successful_job_count > 0 for w in workers), [(w.name, w.successful_job_count) for w in workers]
+    assert all(w.successful_job_count > 0 for w in workers), [
+        (w.name, w.successful_job_count) for w in workers
+    ]
 
 
 def _children(pid: int) -> set[int]:
@@ -66,11 +73,15 @@ def _alive(pid: int) -> bool:
 
 
 def test_worker_sigkill_mid_batch_loses_nothing(redis_url: str) -> None:
-    with running_service(workers=2, AZR_REDIS_URL=redis_url, AZR_WORKER_HEARTBEAT_GRACE_S="2",
-                         AZR_CHUNK_MIN_TASKS="2") as service:
-        slow = "def f(n):\n    s = 0\n    for i in range(n):\n        s += i\n    return s"
+    with running_service(
+        workers=2, AZR_REDIS_URL=redis_url, AZR_WORKER_HEARTBEAT_GRACE_S="2", AZR_CHUNK_MIN_TASKS="2"
+    ) as service:
+        nonce = uuid.uuid4().hex  # fresh programs: the shared result cache must not answer for them
+        slow = f"def f(n):\n    # {nonce}\n    s = 0\n    for i in range(n):\n        s += i\n    return s"
         tasks = [{"id": f"s{i}", "program": slow, "inputs": [str(400_000 + i)]} for i in range(40)]
-        accepted = httpx.post(service.url + "/v1/validate?wait=false", json={"tasks": tasks, "repeats": 1}, timeout=30)
+        accepted = httpx.post(
+            service.url + "/v1/validate?wait=false", json={"tasks": tasks, "repeats": 1}, timeout=30
+        )
         job_id = accepted.json()["job_id"]
         conn = redis.Redis.from_url(redis_url)
         queue = Queue(service.env["AZR_QUEUE_NAME"], connection=conn)
@@ -89,7 +100,10 @@ def test_worker_sigkill_mid_batch_loses_nothing(redis_url: str) -> None:
         job = wait_job(service, job_id, timeout=120)
         assert job["status"] == "finished", job
         assert [r["id"] for r in job["results"]] == [t["id"] for t in tasks]
-        assert all(r["valid"] and r["outputs"] == [str(sum(range(400_000 + i)))] for i, r in enumerate(job["results"]))
+        assert all(
+            r["valid"] and r["outputs"] == [str(sum(range(400_000 + i)))]
+            for i, r in enumerate(job["results"])
+        )
         deadline = time.monotonic() + 20
         while any(_alive(p) for p in zygotes) and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -97,7 +111,9 @@ def test_worker_sigkill_mid_batch_loses_nothing(redis_url: str) -> None:
 
 
 def test_flooded_queue_answers_429_with_retry_after(redis_url: str) -> None:
-    with running_service(workers=0, wait_ready=False, AZR_REDIS_URL=redis_url, AZR_MAX_QUEUE_DEPTH="3") as service:
+    with running_service(
+        workers=0, wait_ready=False, AZR_REDIS_URL=redis_url, AZR_MAX_QUEUE_DEPTH="3"
+    ) as service:
         body = {"tasks": [{"id": "t", "program": "def f(a):\n    return a", "inputs": ["1"]}]}
         codes = [httpx.post(service.url + "/v1/validate?wait=false", json=body, timeout=10) for _ in range(5)]
         assert [c.status_code for c in codes[:3]] == [202, 202, 202]
@@ -123,3 +139,31 @@ def test_redis_restart_between_enqueue_and_execution_loses_nothing() -> None:
             job = wait_job(service, job_id)
             assert job["status"] == "finished", job
             check_validate_results(job["results"])
+
+
+def test_job_stranded_between_dequeue_and_start_is_rescued(redis_url: str) -> None:
+    """A worker killed right after taking a chunk off the queue leaves it in RQ's intermediate
+    queue; the surviving workers' maintenance must re-queue it (within the heartbeat grace)."""
+    with running_service(
+        workers=0,
+        wait_ready=False,
+        AZR_REDIS_URL=redis_url,
+        AZR_WORKER_HEARTBEAT_GRACE_S="2",
+        AZR_WORKER_MAINTENANCE_S="1",
+    ) as service:
+        body = {
+            "tasks": [
+                {"id": "x", "program": f"def f(a):\n    return a  # {uuid.uuid4().hex}", "inputs": ["7"]}
+            ]
+        }
+        job_id = httpx.post(service.url + "/v1/validate?wait=false", json=body, timeout=30).json()["job_id"]
+        conn = redis.Redis.from_url(redis_url)
+        queue = Queue(service.env["AZR_QUEUE_NAME"], connection=conn)
+        stranded = conn.lmove(
+            queue.key, queue.intermediate_queue_key, "RIGHT", "LEFT"
+        )  # what a dying worker leaves
+        assert stranded is not None and queue.count == 0
+        service.add_worker()
+        job = wait_job(service, job_id, timeout=90)
+        assert job["status"] == "finished", job
+        assert job["results"][0]["outputs"] == ["7"]
