@@ -57,7 +57,7 @@ if [[ ! -f "$stamp" ]]; then
     .venv/bin/pip install -q 'torch==2.13.0'
     .venv/bin/pip install -q -e '.[dev]'
     [[ -f client/pyproject.toml ]] && .venv/bin/pip install -q -e client
-    [[ -f trainer/pyproject.toml ]] && .venv/bin/pip install -q -e 'trainer[dev]'
+    [[ -f trainer/pyproject.toml ]] && .venv/bin/pip install -q -e trainer
   else
     log "installing the service"
     .venv/bin/pip install -q -e .

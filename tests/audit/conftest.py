@@ -61,7 +61,10 @@ PROGRAMS = {
     "ok": ("def f(a):\n    return a[::-1]", ["'abc'", "[1, 2]"]),
     "forbidden_import": ("import os\n\ndef f(a):\n    return os.listdir(a)", ["'.'"]),
     "forbidden_call": ("def f(a):\n    x = a * 2\n    return eval('x + 1')", ["1"]),
-    "nondeterministic": ("def f(a):\n    s = set(['alpha', 'beta', 'gamma', 'delta', a])\n    return str(s)", ["'q'"]),
+    "nondeterministic": (
+        "def f(a):\n    s = set(['alpha', 'beta', 'gamma', 'delta', a])\n    return str(s)",
+        ["'q'"],
+    ),
     "timeout": ("def f(a):\n    while True:\n        a += 1", ["1"]),
     "runtime_error": ("def f(a):\n    return a / 0", ["1"]),
     "syntax_error": ("def f(a)\n    return a", ["1"]),
@@ -69,7 +72,9 @@ PROGRAMS = {
 }
 
 
-def mixed_workload(url: str, run: str = "run-alpha", rounds: int = 1, headers: dict[str, str] | None = None) -> dict[str, int]:
+def mixed_workload(
+    url: str, run: str = "run-alpha", rounds: int = 1, headers: dict[str, str] | None = None
+) -> dict[str, int]:
     """Validate and verify requests with every kind of verdict; returns verdict counts."""
     counts: dict[str, int] = {}
     with httpx.Client(base_url=url, timeout=120, headers=headers or {}) as client:
@@ -85,10 +90,19 @@ def mixed_workload(url: str, run: str = "run-alpha", rounds: int = 1, headers: d
             answers = [
                 {"id": f"d{r}", "task_type": "deduction", "output": "'cba'", "answer": "'cba'"},
                 {"id": f"w{r}", "task_type": "deduction", "output": "'cba'", "answer": "'abc'"},
-                {"id": f"a{r}", "task_type": "abduction", "program": "def f(a):\n    return a", "output": "1",
-                 "answer": "1); import os; (1"},
-                {"id": f"i{r}", "task_type": "induction", "answer": "import subprocess\ndef f(a):\n    return a",
-                 "cases": [{"input": "1", "output": "1"}]},
+                {
+                    "id": f"a{r}",
+                    "task_type": "abduction",
+                    "program": "def f(a):\n    return a",
+                    "output": "1",
+                    "answer": "1); import os; (1",
+                },
+                {
+                    "id": f"i{r}",
+                    "task_type": "induction",
+                    "answer": "import subprocess\ndef f(a):\n    return a",
+                    "cases": [{"input": "1", "output": "1"}],
+                },
             ]
             reply = client.post("/v1/verify", json={"answers": answers, "run": run, "step": r})
             reply.raise_for_status()
@@ -116,9 +130,23 @@ class RedisServer:
         binary = shutil.which("redis-server")
         assert binary
         self.proc = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--appendonly", "yes", "--appendfsync", "always",
-             "--save", "", "--dir", str(self.dir)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--save",
+                "",
+                "--dir",
+                str(self.dir),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         from redis import Redis
 
@@ -159,8 +187,11 @@ def start_worker(redis_url: str, extra_env: dict[str, str] | None = None) -> sub
         **(extra_env or {}),
     }
     return subprocess.Popen(
-        [sys.executable, "-m", "executor.cli", "worker"], cwd=ROOT, env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [sys.executable, "-m", "executor.cli", "worker"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
 
 

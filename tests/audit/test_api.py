@@ -15,7 +15,15 @@ from api import audit
 from api.core.config import Settings, get_settings
 from tests.audit.conftest import Server, mixed_workload
 
-UNSAFE = {"forbidden", "nondeterministic", "timeout", "runtime_error", "syntax_error", "memory_limit", "invalid_input"}
+UNSAFE = {
+    "forbidden",
+    "nondeterministic",
+    "timeout",
+    "runtime_error",
+    "syntax_error",
+    "memory_limit",
+    "invalid_input",
+}
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +39,14 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, 
 
 def test_every_unsafe_verdict_is_recorded(service: tuple[Server, dict[str, int]]) -> None:
     server, counts = service
-    for verdict in ("forbidden", "nondeterministic", "timeout", "runtime_error", "syntax_error", "invalid_input"):
+    for verdict in (
+        "forbidden",
+        "nondeterministic",
+        "timeout",
+        "runtime_error",
+        "syntax_error",
+        "invalid_input",
+    ):
         assert counts.get(verdict), (verdict, counts)
     with httpx.Client(base_url=server.url) as client:
         records = client.get("/v1/audit", params={"run": "run-api", "limit": 500}).json()["records"]
@@ -48,7 +63,9 @@ def test_every_unsafe_verdict_is_recorded(service: tuple[Server, dict[str, int]]
 def test_record_fields(service: tuple[Server, dict[str, int]]) -> None:
     server, _ = service
     with httpx.Client(base_url=server.url) as client:
-        page = client.get("/v1/audit", params={"verdict": "forbidden", "run": "run-api", "kind": "validate"}).json()
+        page = client.get(
+            "/v1/audit", params={"verdict": "forbidden", "run": "run-api", "kind": "validate"}
+        ).json()
         forbidden = [client.get(f"/v1/audit/{r['id']}").json() for r in page["records"]]
         imports = [r for r in forbidden if r["reason"] == "import os"]
         assert imports and imports[0]["line"] == 1 and imports[0]["finding"]["line"] == 1
@@ -57,13 +74,19 @@ def test_record_fields(service: tuple[Server, dict[str, int]]) -> None:
         assert calls and calls[0]["line"] == 3, calls
         assert {r["step"] for r in forbidden} == {0, 1} and all(r["run"] == "run-api" for r in forbidden)
 
-        (nd,) = client.get("/v1/audit", params={"verdict": "nondeterministic", "run": "run-api", "full": True, "limit": 1}).json()["records"]
+        (nd,) = client.get(
+            "/v1/audit", params={"verdict": "nondeterministic", "run": "run-api", "full": True, "limit": 1}
+        ).json()["records"]
         assert len(nd["outputs"]) >= 2 and len(set(nd["outputs"])) >= 2
         timeouts = client.get("/v1/audit", params={"verdict": "timeout", "full": True}).json()["records"]
         assert timeouts and timeouts[0]["cpu_ms"] > 100  # the busy loop burned CPU until the limit
-        oks = client.get("/v1/audit", params={"verdict": "ok", "full": True, "kind": "validate"}).json()["records"]
+        oks = client.get("/v1/audit", params={"verdict": "ok", "full": True, "kind": "validate"}).json()[
+            "records"
+        ]
         assert oks and oks[0]["sampled"] and oks[0]["maxrss_kb"] > 0
-        verify = client.get("/v1/audit", params={"kind": "verify", "verdict": "forbidden", "full": True}).json()["records"]
+        verify = client.get(
+            "/v1/audit", params={"kind": "verify", "verdict": "forbidden", "full": True}
+        ).json()["records"]
         assert verify and verify[0]["task_type"] == "induction" and verify[0]["reason"] == "import subprocess"
 
 
@@ -88,7 +111,9 @@ def test_filters_search_time_and_pagination(service: tuple[Server, dict[str, int
         newest = everything[0]["time"]
         assert client.get("/v1/audit", params={"since": newest + 1}).json()["records"] == []
         iso = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(newest + 5))
-        assert len(client.get("/v1/audit", params={"until": iso, "limit": 500}).json()["records"]) == len(everything)
+        assert len(client.get("/v1/audit", params={"until": iso, "limit": 500}).json()["records"]) == len(
+            everything
+        )
         assert client.get("/v1/audit", params={"since": "yesterday"}).status_code == 422
         assert client.get("/v1/audit/123-0").status_code == 404
         assert client.get("/v1/audit/not-an-id").status_code == 404
@@ -106,7 +131,9 @@ def test_export_jsonl(service: tuple[Server, dict[str, int]]) -> None:
         runs = client.get("/v1/audit/runs").json()["runs"]
         assert {"run-api", "run-other"} <= {r["run"] for r in runs}
         stats = client.get("/v1/audit/stats", params={"run": "run-api"}).json()
-        assert stats["total"] == len(client.get("/v1/audit", params={"run": "run-api", "limit": 500}).json()["records"])
+        assert stats["total"] == len(
+            client.get("/v1/audit", params={"run": "run-api", "limit": 500}).json()["records"]
+        )
 
 
 def test_api_keys_and_requester(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -118,8 +145,15 @@ def test_api_keys_and_requester(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
             assert client.get("/v1/audit").status_code == 401
             assert client.get("/audit").status_code == 401
             auth = {"Authorization": "Bearer secret-1"}
-            reply = client.post("/v1/validate", headers=auth, json={"tasks": [
-                {"id": "x", "program": "import socket\ndef f(a):\n    return a", "inputs": ["1"]}]})
+            reply = client.post(
+                "/v1/validate",
+                headers=auth,
+                json={
+                    "tasks": [
+                        {"id": "x", "program": "import socket\ndef f(a):\n    return a", "inputs": ["1"]}
+                    ]
+                },
+            )
             assert reply.json()["results"][0]["verdict"] == "forbidden"
             audit.current().flush()
             (record,) = client.get("/v1/audit", headers=auth).json()["records"]
@@ -140,8 +174,13 @@ def test_write_path_overhead(tmp_path: Path) -> None:
     engine.start()
     try:
         tasks = [
-            {"id": f"t{i}", "program": f"import os\ndef f(a):\n    return a + {i}" if i % 2 else f"def f(a):\n    return a + {i}",
-             "inputs": ["1", "2"]}
+            {
+                "id": f"t{i}",
+                "program": f"import os\ndef f(a):\n    return a + {i}"
+                if i % 2
+                else f"def f(a):\n    return a + {i}",
+                "inputs": ["1", "2"],
+            }
             for i in range(64)
         ]
         payload = validate_payload(tasks, 2, 2.0)

@@ -17,7 +17,9 @@ from tests.audit.conftest import ROOT, Server, mixed_workload
 pytestmark = pytest.mark.browser
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver") or ("/usr/bin/chromedriver" if Path("/usr/bin/chromedriver").exists() else None)
+CHROMEDRIVER = shutil.which("chromedriver") or (
+    "/usr/bin/chromedriver" if Path("/usr/bin/chromedriver").exists() else None
+)
 ARTIFACTS = ROOT / "artifacts"
 
 if CHROMIUM is None or CHROMEDRIVER is None:
@@ -26,7 +28,9 @@ if CHROMIUM is None or CHROMEDRIVER is None:
         "Install it with: apt-get install -y chromium chromium-driver !!!",
         allow_module_level=True,
     )
-selenium = pytest.importorskip("selenium", reason="!!! pip install selenium to run the audit page browser test !!!")
+selenium = pytest.importorskip(
+    "selenium", reason="!!! pip install selenium to run the audit page browser test !!!"
+)
 
 from selenium import webdriver  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
@@ -37,7 +41,12 @@ from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    settings = Settings(audit_dir=str(tmp_path_factory.mktemp("audit-web")), audit_sample_ok=1.0, sandbox_lanes=2, memory_mb=256)
+    settings = Settings(
+        audit_dir=str(tmp_path_factory.mktemp("audit-web")),
+        audit_sample_ok=1.0,
+        sandbox_lanes=2,
+        memory_mb=256,
+    )
     with Server(settings) as server:
         mixed_workload(server.url, run="run-web", rounds=2)
         mixed_workload(server.url, run="run-web-b", rounds=1)
@@ -51,9 +60,17 @@ def browser() -> Iterator[Any]:
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in (
-        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--disable-dev-shm-usage", f"--user-data-dir={profile}", "--window-size=1400,1000",
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={profile}",
+        "--window-size=1400,1000",
     ):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
@@ -78,7 +95,11 @@ def test_audit_page_filter_detail_and_screenshot(service: Server, browser: Any) 
     verdicts = {row.get_attribute("data-verdict") for row in all_rows}
     assert {"forbidden", "timeout", "nondeterministic", "ok"} <= verdicts, verdicts
     # the chart image rendered (an SVG served by the API, no CDN)
-    wait.until(lambda d: d.execute_script("const i = document.getElementById('chart'); return i.complete && i.naturalWidth > 0"))
+    wait.until(
+        lambda d: d.execute_script(
+            "const i = document.getElementById('chart'); return i.complete && i.naturalWidth > 0"
+        )
+    )
     assert not browser.find_elements(By.CSS_SELECTOR, "link[href^='http'], script[src^='http']")
 
     ARTIFACTS.mkdir(exist_ok=True)
@@ -108,7 +129,9 @@ def test_audit_page_filter_detail_and_screenshot(service: Server, browser: Any) 
     assert "def f(a):" in program and "eval('x + 1')" in program
     marked = browser.find_element(By.CSS_SELECTOR, "#program .ln.marked")
     assert marked.get_attribute("data-line") == "3" and "eval" in marked.text
-    assert browser.find_elements(By.CSS_SELECTOR, "#program .tok-kw") and browser.find_elements(By.CSS_SELECTOR, "#program .tok-str")
+    assert browser.find_elements(By.CSS_SELECTOR, "#program .tok-kw") and browser.find_elements(
+        By.CSS_SELECTOR, "#program .tok-str"
+    )
     assert "forbidden" in browser.find_element(By.ID, "finding").text
     browser.save_screenshot(str(ARTIFACTS / "audit-detail.png"))
 
@@ -122,7 +145,9 @@ def test_audit_page_filter_detail_and_screenshot(service: Server, browser: Any) 
     browser.get(service.url + "/audit/runs")
     runs = browser.find_elements(By.CSS_SELECTOR, "#runs tr.run")
     assert {"run-web", "run-web-b"} <= {r.find_element(By.TAG_NAME, "a").text for r in runs}
-    next(r for r in runs if r.find_element(By.TAG_NAME, "a").text == "run-web-b").find_element(By.TAG_NAME, "a").click()
+    next(r for r in runs if r.find_element(By.TAG_NAME, "a").text == "run-web-b").find_element(
+        By.TAG_NAME, "a"
+    ).click()
     wait.until(lambda d: "run=run-web-b" in d.current_url)
     assert "Run run-web-b" in browser.find_element(By.TAG_NAME, "h1").text
     per_run = rows(browser)

@@ -23,7 +23,13 @@ SLOW = "def f(a):\n    n = 0\n    for i in range(a):\n        n += i\n    return
 def _tasks(tag: str) -> list[dict[str, object]]:
     tasks: list[dict[str, object]] = []
     for i in range(4):
-        tasks.append({"id": f"{tag}-forbidden-{i}", "program": f"import ctypes\ndef f(a):\n    return a  # {tag} {i}", "inputs": ["1"]})
+        tasks.append(
+            {
+                "id": f"{tag}-forbidden-{i}",
+                "program": f"import ctypes\ndef f(a):\n    return a  # {tag} {i}",
+                "inputs": ["1"],
+            }
+        )
         tasks.append({"id": f"{tag}-slow-{i}", "program": SLOW + f"  # {tag} {i}", "inputs": ["12000000"]})
     return tasks
 
@@ -34,8 +40,12 @@ def _audit_ids(client: httpx.Client, run: str) -> list[dict[str, object]]:
 
 def test_records_survive_worker_sigkill_and_redis_restart(private_redis: RedisServer, tmp_path: Path) -> None:
     settings = Settings(
-        redis_url=private_redis.url, audit_dir=str(tmp_path / "api"), job_retries=3, worker_heartbeat_grace_s=2,
-        chunk_min_tasks=64, request_deadline_s=120,
+        redis_url=private_redis.url,
+        audit_dir=str(tmp_path / "api"),
+        job_retries=3,
+        worker_heartbeat_grace_s=2,
+        chunk_min_tasks=64,
+        request_deadline_s=120,
     )
     redis = Redis.from_url(private_redis.url)
     workers = [start_worker(private_redis.url)]
@@ -43,7 +53,8 @@ def test_records_survive_worker_sigkill_and_redis_restart(private_redis: RedisSe
         wait_workers(private_redis.url, 1)
         with Server(settings) as server, httpx.Client(base_url=server.url, timeout=120) as client:
             job = client.post(
-                "/v1/validate?wait=false", json={"tasks": _tasks("k"), "timeout_s": 20, "run": "sigkill", "step": 7}
+                "/v1/validate?wait=false",
+                json={"tasks": _tasks("k"), "timeout_s": 20, "run": "sigkill", "step": 7},
             ).json()["job_id"]
             # kill the worker while it executes the chunk
             deadline = time.monotonic() + 60
@@ -80,11 +91,15 @@ def test_records_survive_worker_sigkill_and_redis_restart(private_redis: RedisSe
                     continue
             workers.append(start_worker(private_redis.url))
             wait_workers(private_redis.url, 1)
-            reply = client.post("/v1/validate", json={"tasks": _tasks("r")[:2], "run": "after-restart", "step": 1})
+            reply = client.post(
+                "/v1/validate", json={"tasks": _tasks("r")[:2], "run": "after-restart", "step": 1}
+            )
             assert reply.status_code == 200, reply.text
             audit.current().flush()
             assert {"r-forbidden-0"} <= {r["item_id"] for r in _audit_ids(client, "after-restart")}
-            assert {f"k-forbidden-{i}" for i in range(4)} <= {r["item_id"] for r in _audit_ids(client, "sigkill")}
+            assert {f"k-forbidden-{i}" for i in range(4)} <= {
+                r["item_id"] for r in _audit_ids(client, "sigkill")
+            }
     finally:
         for proc in workers:
             if proc.poll() is None:

@@ -99,15 +99,32 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     procs: list[subprocess.Popen[bytes]] = []
     try:
         worker_port = free_port()
-        procs.append(start_worker(redis.url, {"AZR_WORKER_METRICS_PORT": str(worker_port), "AZR_WORKER_METRICS_ADDR": "127.0.0.1"}))
+        procs.append(
+            start_worker(
+                redis.url,
+                {"AZR_WORKER_METRICS_PORT": str(worker_port), "AZR_WORKER_METRICS_ADDR": "127.0.0.1"},
+            )
+        )
         queue_port = free_port()
-        env = {**os.environ, "AZR_REDIS_URL": redis.url, "AZR_AUDIT_DIR": str(tmp / "queue-audit"), "AZR_SANDBOX_LANES": "1"}
+        env = {
+            **os.environ,
+            "AZR_REDIS_URL": redis.url,
+            "AZR_AUDIT_DIR": str(tmp / "queue-audit"),
+            "AZR_SANDBOX_LANES": "1",
+        }
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "executor.cli", "serve", "--port", str(queue_port)], cwd=ROOT, env=env,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        ))
-        settings = Settings(audit_dir=str(tmp / "embedded-audit"), sandbox_lanes=2, memory_mb=256, max_body_bytes=8192)
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "executor.cli", "serve", "--port", str(queue_port)],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+        settings = Settings(
+            audit_dir=str(tmp / "embedded-audit"), sandbox_lanes=2, memory_mb=256, max_body_bytes=8192
+        )
         with Server(settings) as embedded:
             wait_workers(redis.url, 1)
             queue_url = f"http://127.0.0.1:{queue_port}"
@@ -125,15 +142,25 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
                 "rule_files": [str(RULES)],
                 "scrape_configs": [
-                    {"job_name": "azr-api", "static_configs": [{"targets": [f"127.0.0.1:{embedded.port}", f"127.0.0.1:{queue_port}"]}]},
+                    {
+                        "job_name": "azr-api",
+                        "static_configs": [
+                            {"targets": [f"127.0.0.1:{embedded.port}", f"127.0.0.1:{queue_port}"]}
+                        ],
+                    },
                     {"job_name": "azr-worker", "static_configs": [{"targets": [f"127.0.0.1:{worker_port}"]}]},
                 ],
             }
             (tmp / "prometheus.yml").write_text(yaml.safe_dump(config))
             prom = subprocess.Popen(
-                [PROMETHEUS, f"--config.file={tmp / 'prometheus.yml'}", f"--storage.tsdb.path={tmp / 'tsdb'}",
-                 f"--web.listen-address=127.0.0.1:{prom_port}"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                [
+                    PROMETHEUS,
+                    f"--config.file={tmp / 'prometheus.yml'}",
+                    f"--storage.tsdb.path={tmp / 'tsdb'}",
+                    f"--web.listen-address=127.0.0.1:{prom_port}",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
             )
             procs.append(prom)
             prom_url = f"http://127.0.0.1:{prom_port}"
@@ -150,7 +177,11 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             for _ in range(2):
                 for url in (embedded.url, queue_url):
                     mixed_workload(url, run="run-prom")
-                big = httpx.post(embedded.url + "/v1/validate", content=b"x" * 20_000, headers={"content-type": "application/json"})
+                big = httpx.post(
+                    embedded.url + "/v1/validate",
+                    content=b"x" * 20_000,
+                    headers={"content-type": "application/json"},
+                )
                 assert big.status_code == 413
                 time.sleep(3)
             targets = httpx.get(prom_url + "/api/v1/targets").json()["data"]["activeTargets"]
@@ -175,16 +206,22 @@ def query(prom_url: str, expr: str) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("source", ["dashboard", "alerts"])
 def test_every_expression_returns_data(prometheus: str, source: str) -> None:
-    exprs = dashboard_exprs() if source == "dashboard" else [(n, without_threshold(e)) for n, e in rule_exprs()]
+    exprs = (
+        dashboard_exprs() if source == "dashboard" else [(n, without_threshold(e)) for n, e in rule_exprs()]
+    )
     names = set(httpx.get(prometheus + "/api/v1/label/__name__/values").json()["data"])
-    metadata = httpx.get(prometheus + "/api/v1/targets/metadata", params={"match_target": '{job=~".+"}'}).json()["data"]
+    metadata = httpx.get(
+        prometheus + "/api/v1/targets/metadata", params={"match_target": '{job=~".+"}'}
+    ).json()["data"]
     declared = {m["metric"] for m in metadata}
     assert "azr_verdict_total" not in declared | names  # the check can tell a typo from a metric
     empty = []
     for name, expr in exprs:
         expr = concrete(expr)
         for metric in metric_names(expr):
-            assert metric in declared or metric + "_bucket" in names or metric in names, f"{name}: unknown metric {metric}"
+            assert metric in declared or metric + "_bucket" in names or metric in names, (
+                f"{name}: unknown metric {metric}"
+            )
         result = query(prometheus, expr)
         if not result:
             empty.append((name, expr))

@@ -22,16 +22,27 @@ VERDICTS = ["forbidden", "timeout", "nondeterministic", "runtime_error", "memory
 
 
 def test_reason_and_line() -> None:
-    assert reason_of("forbidden", "line 3: import of 'os.path' is forbidden (policy entry 'os')") == "import os.path"
+    assert (
+        reason_of("forbidden", "line 3: import of 'os.path' is forbidden (policy entry 'os')")
+        == "import os.path"
+    )
     assert reason_of("forbidden", "line 2: use of 'eval' is forbidden") == "name eval"
-    assert reason_of("forbidden", "line 1: access to the attribute '__class__' is forbidden") == "attribute __class__"
-    assert reason_of("runtime_error", "input 0: runtime_error: ZeroDivisionError in f: division by zero") == "ZeroDivisionError"
+    assert (
+        reason_of("forbidden", "line 1: access to the attribute '__class__' is forbidden")
+        == "attribute __class__"
+    )
+    assert (
+        reason_of("runtime_error", "input 0: runtime_error: ZeroDivisionError in f: division by zero")
+        == "ZeroDivisionError"
+    )
     assert reason_of("timeout", "x") == "timeout"
 
 
 def _payload(n: int, verdict: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     tasks = [{"id": f"t{i}", "program": "def f(a):\n    return a", "inputs": ["1"]} for i in range(n)]
-    results = [{"id": f"t{i}", "verdict": verdict, "detail": "", "input_verdicts": [verdict]} for i in range(n)]
+    results = [
+        {"id": f"t{i}", "verdict": verdict, "detail": "", "input_verdicts": [verdict]} for i in range(n)
+    ]
     return {"kind": "validate", "tasks": tasks, "meta": {"run": "r", "step": 1, "key_id": "k1"}}, results
 
 
@@ -50,7 +61,11 @@ def test_sampling_of_ok_and_always_unsafe() -> None:
 
 
 def test_size_caps() -> None:
-    payload = {"kind": "validate", "tasks": [{"id": "t", "program": "x" * 50_000, "inputs": ["y" * 9000]}], "meta": {}}
+    payload = {
+        "kind": "validate",
+        "tasks": [{"id": "t", "program": "x" * 50_000, "inputs": ["y" * 9000]}],
+        "meta": {},
+    }
     results = [{"id": "t", "verdict": "bad_form", "detail": "too long", "input_verdicts": ["bad_form"]}]
     (record,) = build_records(payload, results, AuditPolicy(max_program_chars=1000, max_input_chars=200))
     assert len(record["program"]) < 1100 and "truncated, 50,000 chars" in record["program"]
@@ -60,7 +75,9 @@ def test_size_caps() -> None:
 # ----------------------------------------------------------------------------- a 100k store
 
 
-def synth(n: int, seed: int = 1, start: float | None = None, span_s: float = 7 * 86400) -> list[dict[str, Any]]:
+def synth(
+    n: int, seed: int = 1, start: float | None = None, span_s: float = 7 * 86400
+) -> list[dict[str, Any]]:
     rng = random.Random(seed)
     start = time.time() - span_s if start is None else start
     records = []
@@ -68,15 +85,34 @@ def synth(n: int, seed: int = 1, start: float | None = None, span_s: float = 7 *
         t = start + span_s * i / n
         verdict = rng.choices(VERDICTS, weights=[30, 15, 10, 20, 5, 5, 15])[0]
         needle = f"needle_{i % 997}" if i % 50 == 0 else "plain"
-        program = f"def f(a):\n    # {needle}\n    x = {i}\n" + "    y = x * 2\n" * rng.randint(1, 12) + "    return a"
-        records.append({
-            "id": f"{int(t * 1000)}-{i % 1000}",
-            "time": t, "verdict": verdict, "reason": "import os" if verdict == "forbidden" and i % 3 else verdict,
-            "detail": f"synthetic {verdict}", "line": 1, "program": program, "program_chars": len(program),
-            "input": "1", "run": f"run-{i % 20}", "step": i // 20, "kind": "validate" if i % 4 else "verify",
-            "task_type": "proposal", "key_id": None, "item_id": str(i), "cpu_ms": 1.0, "maxrss_kb": 1000,
-            "sampled": verdict == "ok", "outputs": [],
-        })
+        program = (
+            f"def f(a):\n    # {needle}\n    x = {i}\n"
+            + "    y = x * 2\n" * rng.randint(1, 12)
+            + "    return a"
+        )
+        records.append(
+            {
+                "id": f"{int(t * 1000)}-{i % 1000}",
+                "time": t,
+                "verdict": verdict,
+                "reason": "import os" if verdict == "forbidden" and i % 3 else verdict,
+                "detail": f"synthetic {verdict}",
+                "line": 1,
+                "program": program,
+                "program_chars": len(program),
+                "input": "1",
+                "run": f"run-{i % 20}",
+                "step": i // 20,
+                "kind": "validate" if i % 4 else "verify",
+                "task_type": "proposal",
+                "key_id": None,
+                "item_id": str(i),
+                "cpu_ms": 1.0,
+                "maxrss_kb": 1000,
+                "sampled": verdict == "ok",
+                "outputs": [],
+            }
+        )
     return records
 
 
@@ -116,13 +152,24 @@ def test_filters_and_pagination_correct_at_100k(big: tuple[Path, list[dict[str, 
     mid = records[50_000]["time"]
     cases = [
         (AuditQuery(verdict=["timeout"], limit=100), lambda r: r["verdict"] == "timeout"),
-        (AuditQuery(verdict=["memory_limit", "syntax_error"], run="run-3", limit=37),
-         lambda r: r["verdict"] in ("memory_limit", "syntax_error") and r["run"] == "run-3"),
-        (AuditQuery(reason="import os", since=mid, limit=50), lambda r: r["reason"] == "import os" and r["time"] >= mid),
+        (
+            AuditQuery(verdict=["memory_limit", "syntax_error"], run="run-3", limit=37),
+            lambda r: r["verdict"] in ("memory_limit", "syntax_error") and r["run"] == "run-3",
+        ),
+        (
+            AuditQuery(reason="import os", since=mid, limit=50),
+            lambda r: r["reason"] == "import os" and r["time"] >= mid,
+        ),
         (AuditQuery(q="needle_5\n", limit=10), lambda r: "needle_5\n" in r["program"]),
-        (AuditQuery(q="NEEDLE_77\n", until=mid, limit=3), lambda r: "needle_77\n" in r["program"] and r["time"] < mid),
+        (
+            AuditQuery(q="NEEDLE_77\n", until=mid, limit=3),
+            lambda r: "needle_77\n" in r["program"] and r["time"] < mid,
+        ),
         (AuditQuery(q="needle_77", limit=7), lambda r: "needle_77" in r["program"]),
-        (AuditQuery(kind="verify", verdict=["ok"], limit=200), lambda r: r["kind"] == "verify" and r["verdict"] == "ok"),
+        (
+            AuditQuery(kind="verify", verdict=["ok"], limit=200),
+            lambda r: r["kind"] == "verify" and r["verdict"] == "ok",
+        ),
     ]
     for query, pred in cases:
         got = walk(store, query)
@@ -138,8 +185,14 @@ def test_p95_page_load_at_100k(big: tuple[Path, list[dict[str, Any]]]) -> None:
     rng = random.Random(3)
     mid = records[50_000]["time"]
     shapes = [
-        {}, {"verdict": "timeout"}, {"verdict": "memory_limit", "run": "run-7"}, {"reason": "import os"},
-        {"q": "needle_12"}, {"run": "run-11"}, {"since": str(mid)}, {"verdict": "forbidden", "q": "y = x"},
+        {},
+        {"verdict": "timeout"},
+        {"verdict": "memory_limit", "run": "run-7"},
+        {"reason": "import os"},
+        {"q": "needle_12"},
+        {"run": "run-11"},
+        {"since": str(mid)},
+        {"verdict": "forbidden", "q": "y = x"},
         {"until": str(mid), "verdict": "ok"},
     ]
     timings: dict[str, list[float]] = {"api": [], "html": [], "chart": []}
@@ -159,7 +212,7 @@ def test_p95_page_load_at_100k(big: tuple[Path, list[dict[str, Any]]]) -> None:
                 started = time.perf_counter()
                 page = client.get("/audit", params={**shape, "limit": 50})
                 timings["html"].append(time.perf_counter() - started)
-                assert page.status_code == 200 and "<table id=\"records\">" in page.text
+                assert page.status_code == 200 and '<table id="records">' in page.text
                 started = time.perf_counter()
                 chart = client.get("/audit/chart.svg", params=shape)
                 timings["chart"].append(time.perf_counter() - started)
@@ -169,7 +222,11 @@ def test_p95_page_load_at_100k(big: tuple[Path, list[dict[str, Any]]]) -> None:
     for name, values in timings.items():
         values.sort()
         p95 = values[int(len(values) * 0.95) - 1]
-        report[name] = {"n": len(values), "p50_ms": round(statistics.median(values) * 1000, 1), "p95_ms": round(p95 * 1000, 1)}
+        report[name] = {
+            "n": len(values),
+            "p50_ms": round(statistics.median(values) * 1000, 1),
+            "p95_ms": round(p95 * 1000, 1),
+        }
     print(f"\n[audit] page load at 100,000 records: {json.dumps(report)}")
     assert report["api"]["p95_ms"] < 200, report
     assert report["html"]["p95_ms"] < 200, report

@@ -1,0 +1,131 @@
+"""``azr-train``: train (default), eval, show-config. ``azr-eval`` is ``azr-train eval``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+import yaml
+
+from azr_trainer.config import PRESETS, ConfigError, load_config
+
+EPILOG = """\
+examples:
+  azr-train --preset tiny-cpu                          # a few minutes on CPU, tiny model
+  azr-train --preset tiny-cpu --set service.url=http://127.0.0.1:8000 --set train.steps=5
+  azr-train --config my.yaml --set optim.lr=1e-6        # YAML may name `preset: paper-7b`
+  azr-train --preset tiny-cpu --set train.resume=auto   # continue from the latest checkpoint
+  azr-train eval --preset tiny-cpu --model runs/tiny-cpu/final --set eval.limit=20
+  azr-train show-config --preset paper-7b
+"""
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", "-c", help="YAML config file")
+    p.add_argument("--preset", choices=PRESETS, help="start from a preset")
+    p.add_argument(
+        "--set",
+        "-s",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one config value (dotted key, YAML value); repeatable",
+    )
+    p.add_argument("--verbose", "-v", action="store_true", help="debug logging")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="azr-train",
+        description="Absolute Zero Reasoner self-play trainer (TRR++). Every verdict comes from "
+        "the verification service (service.url).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command")
+    tr = sub.add_parser("train", help="run self-play training (the default command)")
+    _common(tr)
+    tr.add_argument("--steps", type=int, help="stop after this many steps (≤ train.steps)")
+    ev = sub.add_parser("eval", help="CRUXEval-I/O via the service and the math sets, greedy")
+    _common(ev)
+    ev.add_argument("--model", help="model path/id to evaluate (default: the config's model)")
+    ev.add_argument("--gguf-file", help="GGUF file inside --model")
+    ev.add_argument(
+        "--benchmarks", help="comma-separated, e.g. cruxeval-o,cruxeval-i,math500 (default: config)"
+    )
+    ev.add_argument("--limit", type=int, help="at most this many problems per benchmark")
+    sc = sub.add_parser("show-config", help="print the resolved configuration as YAML")
+    _common(sc)
+    return parser
+
+
+def _config(args: argparse.Namespace):
+    return load_config(args.config, args.preset, args.overrides)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from azr_trainer.trainer import Trainer, make_client
+
+    cfg = _config(args)
+    client = make_client(cfg)
+    if not client.healthz():
+        logging.error("verification service not reachable at %s/healthz", cfg.service.url)
+        return 2
+    trainer = Trainer(cfg, verifier=client)
+    history = trainer.train(steps=args.steps)
+    final = Path(cfg.train.output_dir) / "final"
+    trainer.export(final)
+    if history:
+        last = history[-1]
+        keys = ("time/step", "time/generation", "time/service", "time/update")
+        print(json.dumps({k: round(last[k], 3) for k in keys if k in last}))
+    print(f"finished at step {trainer.step}; policy saved to {final}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from azr_trainer.eval.runner import run_eval
+
+    cfg = _config(args)
+    if args.limit is not None:
+        cfg.eval.limit = args.limit
+    if args.benchmarks:
+        cfg.eval.benchmarks = [b.strip() for b in args.benchmarks.split(",") if b.strip()]
+    run_eval(cfg, model_path=args.model, gguf_file=args.gguf_file)
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    print(yaml.safe_dump(_config(args).to_dict(), sort_keys=False), end="")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in ("train", "eval", "show-config", "-h", "--help"):
+        argv = ["train", *argv]
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if not args.verbose:
+        for noisy in ("httpx", "httpcore", "matplotlib"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        return {"train": cmd_train, "eval": cmd_eval, "show-config": cmd_show}[args.command](args)
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
+
+
+def eval_main() -> int:
+    return main(["eval", *sys.argv[1:]])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

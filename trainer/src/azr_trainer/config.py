@@ -1,0 +1,342 @@
+"""One typed configuration: dataclass defaults < preset YAML < user YAML < ``--set`` overrides."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+TASK_TYPES: tuple[str, ...] = ("deduction", "abduction", "induction")
+ROLES: tuple[str, ...] = ("propose", "solve")
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass
+class TinyModelConfig:
+    """The tiny local model (``model.name_or_path: tiny``): no download, built from scratch."""
+
+    hidden_size: int = 64
+    num_layers: int = 2
+    num_heads: int = 4
+    vocab_size: int = 1024
+    max_positions: int = 2048
+    #: Supervised steps on canned well-formed responses so the random model emits tags.
+    warmup_steps: int = 0
+    warmup_lr: float = 3e-3
+
+
+@dataclass
+class LoraConfig:
+    enabled: bool = False
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.0
+    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+
+
+@dataclass
+class ModelConfig:
+    #: A Hugging Face id or local path, or ``tiny`` for the built-in tiny model.
+    name_or_path: str = "tiny"
+    #: GGUF file inside ``name_or_path`` (transformers converts it on load; needs ``gguf``).
+    gguf_file: str | None = None
+    dtype: str = "float32"
+    device: str = "auto"
+    gradient_checkpointing: bool = False
+    tiny: TinyModelConfig = field(default_factory=TinyModelConfig)
+    lora: LoraConfig = field(default_factory=LoraConfig)
+
+
+@dataclass
+class GenerationConfig:
+    backend: str = "hf"  # hf | vllm
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_prompt_tokens: int = 6144
+    max_response_tokens: int = 8096
+    #: Prompts per ``generate`` call (HF backend).
+    batch_size: int = 16
+    vllm_gpu_memory_utilization: float = 0.4
+
+
+@dataclass
+class SelfPlayConfig:
+    task_types: list[str] = field(default_factory=lambda: list(TASK_TYPES))
+    #: Samples per task type × role per step (paper: 64).
+    batch_size: int = 64
+    #: Solver rollouts per valid proposal to estimate learnability (paper: n = 8).
+    learnability_rollouts: int = 8
+    #: Reference triplets shown to a deduction/abduction proposer (paper: K = 6).
+    num_references: int = 6
+    #: Inputs an induction proposer writes (paper: 10); half are shown to the solver.
+    induction_num_inputs: int = 10
+    #: Fewest inputs that must run for an induction proposal to be valid.
+    induction_min_valid_inputs: int = 2
+    buffer_capacity: int = 16384
+    #: ``identity`` or ``file``. With ``file`` the azr_seeds jsonl files below are loaded.
+    seed: str = "identity"
+    seed_file: str = "azr_seeds/7b_seed_io.jsonl"
+    induction_seed_file: str = "azr_seeds/7b_code_f_seed_io.jsonl"
+    #: Re-run seed triplets through /v1/validate and keep the service's outputs.
+    revalidate_seeds: bool = True
+    #: Seed pass: propose-only rounds (× batch_size per type) before step 0 (paper: factor 4).
+    seed_buffer_factor: int = 0
+    validate_repeats: int = 2
+    exec_timeout_s: float | None = None
+    #: Treat a proposal identical to one of its references as invalid.
+    reject_duplicates: bool = True
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 1e-6
+    weight_decay: float = 0.0
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    grad_clip: float = 1.0
+    ppo_epochs: int = 1
+    mini_batch_size: int = 128
+    micro_batch_size: int = 8
+    clip_ratio: float = 0.2
+    kl_coef: float = 0.0
+    entropy_coef: float = 0.001
+    #: ``sample`` (paper equation) or ``token`` (official code: whiten over response tokens).
+    normalize: str = "sample"
+
+
+@dataclass
+class ServiceConfig:
+    url: str = "http://127.0.0.1:8000"
+    api_key: str | None = None
+    max_batch: int = 256
+    concurrency: int = 4
+    request_timeout_s: float = 60.0
+    deadline_s: float = 300.0
+
+
+@dataclass
+class DataConfig:
+    #: Root of the shared data; relative paths are resolved against the repository root.
+    root: str = "../shared/data"
+
+
+@dataclass
+class EvalConfig:
+    benchmarks: list[str] = field(
+        default_factory=lambda: [
+            "cruxeval-i",
+            "cruxeval-o",
+            "math500",
+            "aime24",
+            "aime25",
+            "amc23",
+            "minerva_math",
+            "olympiadbench",
+            "gsm8k",
+        ]
+    )
+    limit: int | None = None
+    max_new_tokens: int = 2048
+    batch_size: int = 16
+    output_dir: str = "runs/eval"
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 500
+    seed: int = 0
+    output_dir: str = "runs/azr"
+    run_name: str = "azr"
+    save_every: int = 50
+    keep_checkpoints: int = 3
+    #: Path of a checkpoint directory, ``auto`` (latest in output_dir) or null.
+    resume: str | None = None
+    tensorboard: bool = True
+    progress: bool = True
+    #: torch CPU threads (0: torch's default).
+    num_threads: int = 0
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+    selfplay: SelfPlayConfig = field(default_factory=SelfPlayConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    service: ServiceConfig = field(default_factory=ServiceConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def validate(self) -> Config:
+        for t in self.selfplay.task_types:
+            if t not in TASK_TYPES:
+                raise ConfigError(f"selfplay.task_types: unknown task type {t!r}")
+        if self.optim.normalize not in ("sample", "token"):
+            raise ConfigError("optim.normalize must be 'sample' or 'token'")
+        if self.generation.backend not in ("hf", "vllm"):
+            raise ConfigError("generation.backend must be 'hf' or 'vllm'")
+        if self.selfplay.seed not in ("identity", "file"):
+            raise ConfigError("selfplay.seed must be 'identity' or 'file'")
+        if self.selfplay.batch_size < 1 or self.selfplay.learnability_rollouts < 1:
+            raise ConfigError("selfplay.batch_size and learnability_rollouts must be >= 1")
+        if not 0 < self.optim.clip_ratio < 1:
+            raise ConfigError("optim.clip_ratio must be in (0, 1)")
+        return self
+
+
+PRESETS = ("tiny-cpu", "paper-7b")
+
+
+# ----------------------------------------------------------------------------- building
+def _convert(tp: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping")
+        return _build(tp, value, where)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _convert(arg, value, where)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(errors[0] if errors else f"{where}: bad value {value!r}")
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        return [_convert(item, v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: expected true/false, got {value!r}")
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return str(value)
+    return value
+
+
+def _build(cls: type, data: dict[str, Any], where: str = "") -> Any:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(data) - names
+    if unknown:
+        raise ConfigError(f"{where or 'config'}: unknown key(s) {sorted(unknown)}")
+    kwargs = {k: _convert(hints[k], v, f"{where}.{k}" if where else k) for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def parse_override(text: str) -> dict[str, Any]:
+    """``a.b.c=value`` → ``{"a": {"b": {"c": value}}}`` (value parsed as YAML)."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} is not KEY=VALUE")
+    key, raw = text.split("=", 1)
+    value = yaml.safe_load(raw) if raw.strip() else ""
+    if isinstance(value, str):
+        try:  # YAML 1.1 reads "1e-6" as a string
+            value = float(value) if value.strip().lower() not in ("nan", "inf", "-inf") else value
+        except ValueError:
+            pass
+    out: dict[str, Any] = {}
+    cur = out
+    parts = key.strip().split(".")
+    for p in parts[:-1]:
+        cur = cur.setdefault(p, {})
+    cur[parts[-1]] = value
+    return out
+
+
+def preset_dict(name: str) -> dict[str, Any]:
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
+    text = resources.files("azr_trainer.presets").joinpath(f"{name}.yaml").read_text()
+    return yaml.safe_load(text) or {}
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    preset: str | None = None,
+    overrides: list[str] | None = None,
+) -> Config:
+    """Defaults, then the preset, then the YAML file (which may name ``preset:``), then overrides."""
+    data: dict[str, Any] = {}
+    user: dict[str, Any] = {}
+    if path is not None:
+        user = yaml.safe_load(Path(path).read_text()) or {}
+        if not isinstance(user, dict):
+            raise ConfigError(f"{path}: top level must be a mapping")
+    preset = preset or user.pop("preset", None)
+    user.pop("preset", None)
+    if preset:
+        data = _merge(data, preset_dict(preset))
+    data = _merge(data, user)
+    for ov in overrides or []:
+        data = _merge(data, parse_override(ov))
+    return _build(Config, data).validate()
+
+
+def config_from_dict(data: dict[str, Any]) -> Config:
+    return _build(Config, data).validate()
+
+
+# ----------------------------------------------------------------------------- paths
+def repo_root(start: Path | None = None) -> Path:
+    """Nearest ancestor of ``start`` (cwd) holding ``.git`` or ``trainer/pyproject.toml``."""
+    here = (start or Path.cwd()).resolve()
+    for cand in (here, *here.parents):
+        if (cand / ".git").exists() or (cand / "trainer" / "pyproject.toml").exists():
+            return cand
+    return here
+
+
+def data_root(cfg: Config) -> Path:
+    env = os.environ.get("AZR_DATA_ROOT")
+    root = Path(env) if env else Path(cfg.data.root)
+    if not root.is_absolute():
+        root = repo_root() / root
+    return root.resolve()
+
+
+def data_path(cfg: Config, rel: str) -> Path:
+    p = Path(rel)
+    return p if p.is_absolute() else data_root(cfg) / p

@@ -1,0 +1,161 @@
+"""Load the policy (HF model id/path, GGUF, or the built-in tiny model), optionally with LoRA."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from azr_trainer.config import Config
+
+log = logging.getLogger(__name__)
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def tiny_base_dir(cfg: Config) -> Path:
+    return Path(cfg.train.output_dir) / "base_model"
+
+
+def tiny_cache_dir(cfg: Config) -> Path | None:
+    """Where a warmed-up tiny model is cached between runs (``AZR_TINY_CACHE``; ``off``: none).
+
+    The build is deterministic, so the key is a hash of everything that goes into it.
+    """
+    root = os.environ.get("AZR_TINY_CACHE", str(Path.home() / ".cache" / "azr-trainer"))
+    if root.lower() in ("", "0", "off", "none"):
+        return None
+    import azr_trainer
+
+    key = json.dumps(
+        {
+            "tiny": dataclasses.asdict(cfg.model.tiny),
+            "refs": cfg.selfplay.num_references,
+            "inputs": cfg.selfplay.induction_num_inputs,
+            "seed": cfg.train.seed,
+            "version": azr_trainer.__version__,
+            "torch": torch.__version__,
+        },
+        sort_keys=True,
+    )
+    return Path(root) / f"tiny-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+
+
+def _load_tiny(path: Path) -> tuple[Any, Any]:
+    from transformers import AutoTokenizer, LlamaForCausalLM
+
+    tok = AutoTokenizer.from_pretrained(path)
+    tok.padding_side = "left"
+    model = LlamaForCausalLM.from_pretrained(path, dtype=torch.float32)
+    return model, tok
+
+
+def build_or_load_tiny(cfg: Config) -> tuple[Any, Any]:
+    """The tiny model of a run: built (and warmed up) once, then saved to reload on resume."""
+    from azr_trainer import tiny, warmup
+
+    base = tiny_base_dir(cfg)
+    if (base / "config.json").exists():
+        return _load_tiny(base)
+    cache = tiny_cache_dir(cfg)
+    if cache is not None and (cache / "config.json").exists():
+        shutil.copytree(cache, base, dirs_exist_ok=True)
+        log.info("tiny model from cache %s", cache)
+        return _load_tiny(base)
+    tcfg = cfg.model.tiny
+    tok = tiny.train_tokenizer(warmup.tokenizer_corpus(cfg.selfplay.induction_num_inputs), tcfg.vocab_size)
+    model = tiny.build_tiny_model(tcfg, tok, seed=cfg.train.seed)
+    if tcfg.warmup_steps:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.train.seed)
+            losses = warmup.supervised_warmup(
+                model,
+                tok,
+                steps=tcfg.warmup_steps,
+                lr=tcfg.warmup_lr,
+                num_references=cfg.selfplay.num_references,
+                num_inputs=cfg.selfplay.induction_num_inputs,
+                seed=cfg.train.seed,
+            )
+        log.info("tiny model warm-up: loss %.3f -> %.3f", losses[0], losses[-1])
+    base.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(base)
+    tok.save_pretrained(base)
+    if cache is not None:
+        try:
+            tmp = cache.with_name(cache.name + f".tmp{os.getpid()}")
+            shutil.copytree(base, tmp, dirs_exist_ok=True)
+            tmp.rename(cache)
+        except OSError:  # another process won the race, or no write access: fine
+            shutil.rmtree(tmp, ignore_errors=True)
+    return _load_tiny(base)
+
+
+def load_pretrained(name_or_path: str, gguf_file: str | None, dtype: str) -> tuple[Any, Any]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    kwargs: dict[str, Any] = {}
+    if gguf_file:
+        kwargs["gguf_file"] = gguf_file
+    tok = AutoTokenizer.from_pretrained(name_or_path, **kwargs)
+    model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=_DTYPES[dtype], **kwargs)
+    if model.dtype != _DTYPES[dtype]:
+        model = model.to(_DTYPES[dtype])
+    return model, tok
+
+
+def apply_lora(model: Any, cfg: Config) -> Any:
+    try:
+        from peft import LoraConfig, get_peft_model
+    except ImportError as exc:  # pragma: no cover - depends on the extra
+        raise RuntimeError("model.lora.enabled needs peft: pip install 'azr-trainer[lora]'") from exc
+    lc = cfg.model.lora
+    peft_cfg = LoraConfig(
+        r=lc.r,
+        lora_alpha=lc.alpha,
+        lora_dropout=lc.dropout,
+        target_modules=list(lc.target_modules),
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, peft_cfg)
+
+
+def load_policy(cfg: Config) -> tuple[Any, Any, torch.device]:
+    """Model (trainable), tokenizer (left padding, pad token set) and device."""
+    if cfg.model.name_or_path == "tiny":
+        model, tok = build_or_load_tiny(cfg)
+    else:
+        model, tok = load_pretrained(cfg.model.name_or_path, cfg.model.gguf_file, cfg.model.dtype)
+    tok.padding_side = "left"
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    if cfg.model.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+        model.config.use_cache = False
+    if cfg.model.lora.enabled:
+        model = apply_lora(model, cfg)
+    device = resolve_device(cfg.model.device)
+    model.to(device)
+    return model, tok, device
+
+
+def trainable_state(model: Any, lora: bool) -> dict[str, torch.Tensor]:
+    """What a checkpoint must hold to restore the policy exactly."""
+    state = model.state_dict()
+    if lora:
+        names = {n for n, p in model.named_parameters() if p.requires_grad}
+        state = {k: v for k, v in state.items() if k in names}
+    return {k: v.detach().cpu().clone() for k, v in state.items()}

@@ -1,0 +1,252 @@
+"""The training loop: setup, steps (self-play → TRR++ update), logging, checkpoints, resume."""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from azr_trainer import checkpoint
+from azr_trainer.backends import make_backend
+from azr_trainer.buffers import Buffers
+from azr_trainer.config import Config
+from azr_trainer.metrics import MetricsSink, summarize
+from azr_trainer.modeling import load_policy, trainable_state
+from azr_trainer.selfplay import Rollout, SelfPlay, Verifier
+from azr_trainer.timing import PhaseTimer
+from azr_trainer.update import TrainSample, ppo_update
+
+log = logging.getLogger(__name__)
+
+
+def make_client(cfg: Config) -> Any:
+    from azr_client import VerificationClient
+
+    s = cfg.service
+    return VerificationClient(
+        s.url,
+        api_key=s.api_key,
+        max_batch=s.max_batch,
+        concurrency=s.concurrency,
+        request_timeout_s=s.request_timeout_s,
+        deadline_s=s.deadline_s,
+    )
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+    try:
+        import numpy as np
+
+        np.random.seed(seed)
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def to_samples(rollouts: list[Rollout]) -> list[TrainSample]:
+    return [
+        TrainSample(r.gen.prompt_ids, r.gen.response_ids, float(r.reward), (r.task_type, r.role))
+        for r in rollouts
+        if r.reward is not None and r.gen.response_ids
+    ]
+
+
+class Trainer:
+    def __init__(self, cfg: Config, verifier: Verifier | None = None) -> None:
+        self.cfg = cfg
+        self.out = Path(cfg.train.output_dir)
+        self.out.mkdir(parents=True, exist_ok=True)
+        if cfg.train.num_threads > 0:
+            torch.set_num_threads(cfg.train.num_threads)
+        seed_everything(cfg.train.seed)
+        self.rng = random.Random(cfg.train.seed)
+        self.verifier = verifier if verifier is not None else make_client(cfg)
+        self.model, self.tokenizer, self.device = load_policy(cfg)
+        self.model.train()
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(
+            params,
+            lr=cfg.optim.lr,
+            betas=(cfg.optim.betas[0], cfg.optim.betas[1]),
+            weight_decay=cfg.optim.weight_decay,
+        )
+        self.ref_model = self._reference_model()
+        self.backend = make_backend(cfg, self.model, self.tokenizer, self.device)
+        self.buffers = Buffers(cfg.selfplay.buffer_capacity)
+        self.timer = PhaseTimer()
+        self.selfplay = SelfPlay(cfg, self.backend, self.verifier, self.buffers, self.rng, self.timer)
+        self.step = 0
+        self.sink: MetricsSink | None = None
+        (self.out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+
+    def _reference_model(self) -> Any:
+        if not self.cfg.optim.kl_coef:
+            return None
+        if self.cfg.model.lora.enabled:
+            return _AdapterDisabled(self.model)  # the base model under the adapter
+        ref = copy.deepcopy(self.model)
+        ref.requires_grad_(False)
+        ref.eval()
+        return ref
+
+    # ------------------------------------------------------------------ state
+    def setup(self) -> None:
+        """Resume if asked, else seed the buffers (and run the seed pass)."""
+        resume = self.cfg.train.resume
+        path: Path | None = None
+        if resume == "auto":
+            path = checkpoint.latest_checkpoint(self.out)
+        elif resume:
+            path = Path(resume)
+        if path is not None:
+            self.load(path)
+            log.info("resumed from %s at step %d", path, self.step)
+        else:
+            self.selfplay.seed()
+            self.selfplay.seed_pass()
+            self.timer.reset()
+
+    def save(self) -> Path:
+        lora = self.cfg.model.lora.enabled
+        return checkpoint.save_checkpoint(
+            self.out,
+            self.step,
+            trainable_state(self.model, lora),
+            self.optimizer,
+            self.buffers,
+            self.rng,
+            self.cfg.to_dict(),
+            keep=self.cfg.train.keep_checkpoints,
+        )
+
+    def load(self, path: Path) -> None:
+        state = checkpoint.load_checkpoint(path, self.model, self.optimizer, self.buffers, self.rng)
+        self.step = int(state["step"])
+        self.backend.sync_weights()
+        for name in ("metrics.jsonl", "samples.jsonl"):  # drop rows of steps to be redone
+            log_path = self.out / name
+            if log_path.exists():
+                keep = [
+                    line
+                    for line in log_path.read_text().splitlines()
+                    if line.strip() and json.loads(line)["step"] < self.step
+                ]
+                log_path.write_text("".join(k + "\n" for k in keep))
+
+    # ------------------------------------------------------------------ one step
+    def train_step(self) -> dict[str, float]:
+        """Self-play (propose + learnability + solve), then one TRR++ update."""
+        step = self.step
+        t0 = time.perf_counter()
+        self.timer.reset()
+        rollouts = self.selfplay.propose(step) + self.selfplay.solve(step)
+        samples = to_samples(rollouts)
+        with self.timer.phase("update"):
+            stats = ppo_update(
+                self.model,
+                self.optimizer,
+                samples,
+                self.cfg.optim,
+                self.tokenizer.pad_token_id,
+                self.device,
+                self.rng,
+                ref_model=self.ref_model,
+            )
+            self.backend.sync_weights()
+        total = time.perf_counter() - t0
+        self._log_samples(step, rollouts)
+        metrics = summarize(rollouts)
+        metrics.update({f"train/{k}": v for k, v in stats.items()})
+        for name, secs in self.timer.reset().items():
+            metrics[f"time/{name}"] = secs
+        metrics["time/step"] = total
+        metrics["time/service_fraction"] = metrics.get("time/service", 0.0) / max(total, 1e-9)
+        for tt, n in self.buffers.sizes().items():
+            metrics[f"buffer/{tt}"] = float(n)
+        self.step += 1
+        return metrics
+
+    def _log_samples(self, step: int, rollouts: list[Rollout]) -> None:
+        """One example response per task type × role to ``samples.jsonl``, for inspection."""
+        seen: set[tuple[str, str]] = set()
+        with open(self.out / "samples.jsonl", "a", encoding="utf-8") as fh:
+            for r in rollouts:
+                if (r.task_type, r.role) in seen:
+                    continue
+                seen.add((r.task_type, r.role))
+                row = {
+                    "step": step,
+                    "task_type": r.task_type,
+                    "role": r.role,
+                    "reward": r.reward,
+                    "verdict": r.verdict,
+                    "detail": r.detail[:300],
+                    "response": r.gen.text[:1500],
+                }
+                fh.write(json.dumps(row) + "\n")
+
+    # ------------------------------------------------------------------ the loop
+    def train(self, steps: int | None = None) -> list[dict[str, float]]:
+        from tqdm.auto import tqdm
+
+        self.setup()
+        end = self.cfg.train.steps if steps is None else min(self.cfg.train.steps, steps)
+        self.sink = MetricsSink(self.out, tensorboard=self.cfg.train.tensorboard)
+        history = []
+        bar = tqdm(total=end, initial=self.step, desc="steps", disable=not self.cfg.train.progress)
+        try:
+            while self.step < end:
+                metrics = self.train_step()
+                self.sink.log(self.step - 1, metrics)
+                history.append(metrics)
+                bar.update(1)
+                bar.set_postfix(
+                    solve=f"{_avg(metrics, 'accuracy/'):.2f}",
+                    valid=f"{_avg(metrics, 'validity/'):.2f}",
+                    t=f"{metrics['time/step']:.1f}s",
+                )
+                every = self.cfg.train.save_every
+                if (every and self.step % every == 0) or self.step == end:
+                    self.save()
+        finally:
+            bar.close()
+            self.sink.close()
+        return history
+
+    def export(self, path: str | Path) -> None:
+        """Save the policy for ``azr-train eval`` (merged LoRA weights if any)."""
+        model = self.model
+        if self.cfg.model.lora.enabled and hasattr(model, "merge_and_unload"):
+            model = copy.deepcopy(model).merge_and_unload()
+        model.save_pretrained(path)
+        self.tokenizer.save_pretrained(path)
+
+
+class _AdapterDisabled:
+    """The frozen base of a peft model, used as the KL reference without a second copy."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+
+    def __call__(self, **kwargs: Any) -> Any:
+        with self.model.disable_adapter():
+            return self.model(**kwargs)
+
+    def eval(self) -> None:
+        self.model.eval()
+
+    def train(self) -> None:
+        self.model.train()
+
+
+def _avg(metrics: dict[str, float], prefix: str) -> float:
+    vals = [v for k, v in metrics.items() if k.startswith(prefix)]
+    return sum(vals) / len(vals) if vals else 0.0
