@@ -5,16 +5,15 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from api import audit, metrics
+from api import audit
 from api.core.config import Settings, get_settings
+from api.core.middleware import LimitAndMeasure
 from api.routes import audit as audit_routes
 from api.routes import health, verification
 from api.services.backends import Backend, make_backend
@@ -59,36 +58,7 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
     app.include_router(audit_routes.router)
     app.mount("/audit/static", StaticFiles(directory=audit.STATIC_DIR), name="audit-static")
 
-    @app.middleware("http")
-    async def limit_and_measure(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        started = time.perf_counter()
-        route = request.scope.get("path", "")
-        endpoint = (
-            route
-            if route.startswith(("/v1/validate", "/v1/verify", "/healthz", "/readyz", "/metrics"))
-            else ("/v1/jobs" if route.startswith("/v1/jobs") else "other")
-        )
-        declared = request.headers.get("content-length")
-        if declared is not None:
-            try:
-                size = int(declared)
-            except ValueError:
-                size = -1
-            if size < 0 or size > settings.max_body_bytes:
-                metrics.REJECTED.labels("body_too_large").inc()
-                metrics.REQUESTS.labels(endpoint, "413").inc()
-                return JSONResponse(
-                    {
-                        "detail": f"request body has {declared} bytes; the limit is {settings.max_body_bytes:,} (AZR_MAX_BODY_BYTES)"
-                    },
-                    status_code=413,
-                )
-        response = await call_next(request)
-        metrics.REQUESTS.labels(endpoint, str(response.status_code)).inc()
-        metrics.REQUEST_SECONDS.labels(endpoint).observe(time.perf_counter() - started)
-        return response
+    app.add_middleware(LimitAndMeasure, max_body_bytes=settings.max_body_bytes)
 
     return app
 

@@ -168,3 +168,22 @@ def test_api_keys() -> None:
         )
         assert ok.status_code == 200 and ok.json()["results"][0]["valid"]
         assert httpx.get(service.url + "/healthz").status_code == 200
+
+
+def test_chunked_body_over_the_limit_is_413(small_limits: Service) -> None:
+    """A body sent without Content-Length is counted as it streams in."""
+
+    def chunks():  # noqa: ANN202
+        yield b'{"tasks": [{"id": "t", "program": "'
+        for _ in range(30):
+            yield b"#" * 1000
+        yield b'", "inputs": ["1"]}]}'
+
+    response = httpx.post(
+        small_limits.url + "/v1/validate",
+        content=chunks(),
+        headers={"content-type": "application/json"},
+        timeout=30,
+    )
+    assert response.status_code == 413, response.text
+    assert "AZR_MAX_BODY_BYTES" in response.json()["detail"]
