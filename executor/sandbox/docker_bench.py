@@ -181,7 +181,36 @@ def docker_section(args: Any = None) -> dict[str, Any]:
             run_rate and docker_rate / run_rate >= TARGET_VS_DOCKER_RUN
         ),
     }
+    _print_table(report)
     return report
+
+
+def _print_table(report: dict[str, Any]) -> None:
+    rows = [
+        (
+            "local backend (zygote per lane)",
+            report["local"]["executions_per_s_median"],
+            report["local"]["child_wall_ms_p50"],
+        ),
+        (
+            "docker backend (warm containers)",
+            report["docker"]["executions_per_s_median"],
+            report["docker"]["child_wall_ms_p50"],
+        ),
+        (
+            "BASELINE: docker run per execution",
+            report["docker_run"]["executions_per_s"],
+            report["docker_run"]["latency_ms_p50"],
+        ),
+    ]
+    print(f"\ndocker section ({report['rounds']} alternating rounds, median executions/s)")
+    print(f"{'':38}{'exec/s':>10}{'p50 ms':>10}")
+    for name, rate, p50 in rows:
+        print(f"{name:38}{rate:>10.1f}{p50:>10.2f}")
+    print(
+        f"local/docker = {report['local_over_docker']} (target <= {TARGET_VS_LOCAL}); "
+        f"docker/docker-run = {report['docker_over_docker_run']}x (target >= {TARGET_VS_DOCKER_RUN:g}x)"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
