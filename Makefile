@@ -16,8 +16,8 @@ setup-test:
 	scripts/bootstrap.sh test
 
 lint:
-	.venv/bin/ruff format --check executor api tests
-	.venv/bin/ruff check executor api tests
+	.venv/bin/ruff format --check executor api tests client trainer
+	.venv/bin/ruff check executor api tests client trainer
 	.venv/bin/mypy executor api
 
 bench: setup
