@@ -16,16 +16,16 @@ from api.services.backends import Backend
 bearer = HTTPBearer(auto_error=False, description="An API key from AZR_API_KEYS, when keys are configured.")
 
 
-def settings_dep() -> Settings:
+async def settings_dep() -> Settings:
     return get_settings()
 
 
-def backend_dep(request: Request) -> Backend:
+async def backend_dep(request: Request) -> Backend:
     backend: Backend = request.app.state.backend
     return backend
 
 
-def require_key(
+async def require_key(
     settings: Annotated[Settings, Depends(settings_dep)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> str | None:
