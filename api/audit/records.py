@@ -102,7 +102,10 @@ IDS = _Ids()
 def id_key(record_id: str) -> int:
     """The integer sort key of an id ('<ms>-<seq>' → ms * 10**6 + seq)."""
     ms, _, seq = record_id.partition("-")
-    return int(ms) * 1_000_000 + int(seq or 0)
+    key = int(ms) * 1_000_000 + int(seq or 0)
+    if not 0 <= int(seq or 0) < 1_000_000 or not 0 <= key < 2**63:  # SQLite keys are signed 64-bit
+        raise ValueError(f"record id {record_id!r} is out of range")
+    return key
 
 
 def key_id(key: int) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import secrets
 from collections.abc import Iterator
 from datetime import datetime
@@ -13,6 +14,7 @@ from fastapi.responses import HTMLResponse, StreamingResponse
 
 from api import audit
 from api.audit import page
+from api.audit.records import id_key
 from api.audit.store import AuditQuery, SqliteStore
 from api.core.config import Settings
 from api.core.deps import require_key, settings_dep
@@ -33,9 +35,13 @@ def parse_time(value: str | None, field: str) -> float | None:
     if value is None or value == "":
         return None
     try:
-        return float(value)
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        if not math.isfinite(seconds) or abs(seconds) > 1e11:
+            raise HTTPException(422, f"{field}: {value!r} is not a time; give epoch seconds or ISO 8601")
+        return seconds
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError as exc:
@@ -61,6 +67,11 @@ def build_query(
     limit: int = Query(50, ge=1, le=MAX_PAGE),
 ) -> AuditQuery:
     verdicts = [v for part in verdict or [] for v in part.split(",") if v.strip()] or None
+    if cursor:
+        try:
+            id_key(cursor)
+        except ValueError as exc:
+            raise HTTPException(422, f"cursor: {exc}; pass the next_cursor of a previous page") from exc
     return AuditQuery(
         verdict=[v.strip() for v in verdicts] if verdicts else None,
         reason=reason or None,

@@ -206,3 +206,27 @@ def test_write_path_overhead(tmp_path: Path) -> None:
     finally:
         engine.close()
         audit.shutdown()
+
+
+def test_out_of_range_cursor_is_422_not_500() -> None:
+    """Found by schemathesis: a cursor beyond SQLite's 64-bit keys must be a clear 4xx."""
+    from api.audit.records import id_key
+
+    with pytest.raises(ValueError):
+        id_key("65473767731507565-3")
+    with pytest.raises(ValueError):
+        id_key("1-1000000")
+    assert id_key("1700000000000-5") == 1700000000000 * 1_000_000 + 5
+
+
+def test_parse_time_rejects_non_finite_values() -> None:
+    """Found by schemathesis: since=INFINITY crashed the export stream."""
+    from fastapi import HTTPException
+
+    from api.routes.audit import parse_time
+
+    for bad in ("INFINITY", "nan", "-inf", "1e300"):
+        with pytest.raises(HTTPException) as caught:
+            parse_time(bad, "since")
+        assert caught.value.status_code == 422 and "since" in caught.value.detail
+    assert parse_time("1700000000", "since") == 1700000000.0
