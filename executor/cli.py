@@ -43,7 +43,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             print(json.dumps(_plain(judged), indent=2))
             return 0 if judged.correct else 1
         [result] = engine.validate(
-            [ValidateTask("check", program, args.input or ["()"])],
+            [ValidateTask("check", program, args.input or [""])],
             repeats=args.repeats,
             timeout_s=args.timeout,
         )
@@ -97,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--input",
         action="append",
         default=[],
-        help='argument list for one call, e.g. "\'abc\'" or "[1, 2], key=3" (repeatable)',
+        help='argument list for one call, e.g. "\'abc\'" or "[1, 2], key=3" (repeatable; with none, f() is called with no arguments)',
     )
     check.add_argument("--answer", help="a predicted output to judge as a deduction answer")
     check.add_argument("--repeats", type=int, default=2, help="runs per input (default 2)")
