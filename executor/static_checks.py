@@ -67,6 +67,36 @@ def _bound_names(body: Sequence[ast.AST], params: ast.arguments | None = None) -
         elif isinstance(node, ast.Lambda):
             continue
         stack.extend(ast.iter_child_nodes(node))
+    # `global eval` / `nonlocal eval` make the name refer outward again: not a local binding.
+    declared_outward = {
+        name
+        for top in body
+        for node in ast.walk(top)
+        if isinstance(node, (ast.Global, ast.Nonlocal))
+        for name in node.names
+    }
+    return bound - declared_outward
+
+
+def _module_bindings(body: Sequence[ast.stmt]) -> set[str]:
+    """Names every run of the module binds: unconditional top-level statements only.
+
+    A module-level binding inside `if False:` (or a loop, or a `try`) may never happen, and
+    then the name falls through to the builtin; inside a function any assignment makes the
+    name local, so function scopes are sound as `_bound_names` computes them.
+    """
+    bound: set[str] = set()
+    for statement in body:
+        if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(statement.name)
+        elif isinstance(statement, (ast.Import, ast.ImportFrom)):
+            bound.update((a.asname or a.name).split(".")[0] for a in statement.names)
+        elif isinstance(statement, (ast.Assign, ast.AnnAssign)) and statement.value is not None:
+            targets = statement.targets if isinstance(statement, ast.Assign) else [statement.target]
+            for target in targets:
+                bound.update(
+                    n.id for n in ast.walk(target) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
+                )
     return bound
 
 
@@ -79,7 +109,7 @@ class _PolicyVisitor(ast.NodeVisitor):
         self.scopes: list[set[str]] = []
 
     def visit_Module(self, node: ast.Module) -> None:
-        self.scopes.append(_bound_names(node.body))
+        self.scopes.append(_module_bindings(node.body))
         self.generic_visit(node)
         self.scopes.pop()
 

@@ -361,3 +361,20 @@ def test_answers_with_newlines_or_statements_are_invalid_input(text: str) -> Non
 def test_answer_with_forbidden_call_is_forbidden() -> None:
     finding = static_checks.check_expression("__import__('os').system('ls')", POLICY, 20_000)
     assert finding is not None and finding.verdict is Verdict.FORBIDDEN
+
+
+def test_a_conditional_module_binding_does_not_hide_a_forbidden_builtin() -> None:
+    """`if False: eval = 0` never binds, so f's `eval` is the builtin: still forbidden."""
+    from executor.limits import SizeLimits
+    from executor.policy import Policy
+    from executor.static_checks import check_program
+
+    policy, sizes = Policy(), SizeLimits()
+    sneaky = "if False:\n    eval = 0\ndef f(x):\n    return eval(x)\n"
+    assert check_program(sneaky, policy, sizes) is not None
+    outward = "def f(x):\n    global eval\n    if x:\n        eval = 1\n    return eval('1')\n"
+    assert check_program(outward, policy, sizes) is not None
+    shadowed_param = "def f(input):\n    return input\n"
+    assert check_program(shadowed_param, policy, sizes) is None
+    shadowed_top = "input = 3\ndef f(a):\n    return input + a\n"
+    assert check_program(shadowed_top, policy, sizes) is None
