@@ -12,27 +12,31 @@ def _text(field: str, text: str, limit: int, setting: str) -> None:
         raise too_large(field, len(text), limit, setting + " characters")
 
 
-def check_validate(request: ValidateRequest, settings: Settings) -> None:
-    if len(request.tasks) > settings.max_tasks_per_request:
-        raise too_large(
-            "tasks", len(request.tasks), settings.max_tasks_per_request, "AZR_MAX_TASKS_PER_REQUEST tasks"
+def _check_batch(field: str, ids: list[str], timeout_s: float | None, settings: Settings) -> None:
+    """What every batch shares: its size, the per-execution timeout, unique ids."""
+    if len(ids) > settings.max_tasks_per_request:
+        raise too_large(field, len(ids), settings.max_tasks_per_request, f"AZR_MAX_TASKS_PER_REQUEST {field}")
+    if timeout_s is not None and timeout_s > settings.max_timeout_s:
+        raise unprocessable(
+            "timeout_s",
+            f"{timeout_s:g} s is over the limit of {settings.max_timeout_s:g} s (AZR_MAX_TIMEOUT_S)",
         )
+    seen: set[str] = set()
+    for i, item_id in enumerate(ids):
+        if item_id in seen:
+            raise unprocessable(
+                f"{field}[{i}].id", f"duplicate id {item_id!r}; ids must be unique in a request"
+            )
+        seen.add(item_id)
+
+
+def check_validate(request: ValidateRequest, settings: Settings) -> None:
+    _check_batch("tasks", [t.id for t in request.tasks], request.timeout_s, settings)
     if request.repeats > settings.max_repeats:
         raise unprocessable(
             "repeats", f"{request.repeats} is over the limit of {settings.max_repeats} (AZR_MAX_REPEATS)"
         )
-    if request.timeout_s is not None and request.timeout_s > settings.max_timeout_s:
-        raise unprocessable(
-            "timeout_s",
-            f"{request.timeout_s:g} s is over the limit of {settings.max_timeout_s:g} s (AZR_MAX_TIMEOUT_S)",
-        )
-    seen: set[str] = set()
     for i, task in enumerate(request.tasks):
-        if task.id in seen:
-            raise unprocessable(
-                f"tasks[{i}].id", f"duplicate id {task.id!r}; ids must be unique in a request"
-            )
-        seen.add(task.id)
         _text(f"tasks[{i}].program", task.program, settings.max_program_chars, "AZR_MAX_PROGRAM_CHARS")
         if len(task.inputs) > settings.max_inputs_per_task:
             raise too_large(
@@ -46,25 +50,8 @@ def check_validate(request: ValidateRequest, settings: Settings) -> None:
 
 
 def check_verify(request: VerifyRequest, settings: Settings) -> None:
-    if len(request.answers) > settings.max_tasks_per_request:
-        raise too_large(
-            "answers",
-            len(request.answers),
-            settings.max_tasks_per_request,
-            "AZR_MAX_TASKS_PER_REQUEST answers",
-        )
-    if request.timeout_s is not None and request.timeout_s > settings.max_timeout_s:
-        raise unprocessable(
-            "timeout_s",
-            f"{request.timeout_s:g} s is over the limit of {settings.max_timeout_s:g} s (AZR_MAX_TIMEOUT_S)",
-        )
-    seen: set[str] = set()
+    _check_batch("answers", [a.id for a in request.answers], request.timeout_s, settings)
     for i, answer in enumerate(request.answers):
-        if answer.id in seen:
-            raise unprocessable(
-                f"answers[{i}].id", f"duplicate id {answer.id!r}; ids must be unique in a request"
-            )
-        seen.add(answer.id)
         limit = settings.max_program_chars if answer.task_type == "induction" else settings.max_answer_chars
         _text(f"answers[{i}].answer", answer.answer, limit, "AZR_MAX_ANSWER_CHARS")
         if answer.program is not None:
