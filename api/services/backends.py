@@ -182,17 +182,10 @@ class QueueBackend:
         self._last_cleanup = 0.0
 
     def start(self) -> None:
-        from rq import Worker
-
         def live() -> list[tuple[str, str, dict[str, str], float]]:
             return [
                 ("azr_queue_depth", "Chunks waiting in the queue.", {}, float(self.queue.count)),
-                (
-                    "azr_workers",
-                    "Executor workers serving this API.",
-                    {},
-                    float(Worker.count(connection=self.redis, queue=self.queue)),
-                ),
+                ("azr_workers", "Executor workers serving this API.", {}, float(self._worker_count())),
             ]
 
         metrics.LIVE.sources.append(live)
@@ -201,11 +194,15 @@ class QueueBackend:
         self.redis.close()
 
     # -- helpers
-    def _workers(self) -> int:
+    def _worker_count(self) -> int:
         from rq import Worker
 
+        return int(Worker.count(connection=self.redis, queue=self.queue))
+
+    def _workers(self) -> int:
+        """Workers to spread a batch over (at least one, so chunking never divides by zero)."""
         try:
-            return max(1, Worker.count(connection=self.redis, queue=self.queue))
+            return max(1, self._worker_count())
         except Exception:  # noqa: BLE001
             return 1
 
@@ -371,18 +368,13 @@ class QueueBackend:
             self.redis.ping()
         except Exception as exc:  # noqa: BLE001
             return False, {"mode": self.mode, "redis": f"unreachable: {exc}"}
-        workers = self._workers_exact()
+        workers = self._worker_count()
         return workers > 0, {
             "mode": self.mode,
             "redis": "ok",
             "workers": workers,
             "queue_depth": self.queue.count,
         }
-
-    def _workers_exact(self) -> int:
-        from rq import Worker
-
-        return Worker.count(connection=self.redis, queue=self.queue)
 
 
 def make_backend(settings: Settings) -> Backend:
