@@ -135,12 +135,13 @@ class ZygoteClient:
         assert self.channel is not None
         try:
             runtime.write_frame(self.channel.writer, {"jobs": list(jobs)})
-            reply = runtime.read_frame(self.channel.reader)
+            results = runtime.read_results(self.channel.reader)
         except (OSError, ValueError) as exc:
             raise ZygoteDied(f"zygote {self.slot}: {exc}") from exc
-        if reply is None or len(reply.get("results", ())) != len(jobs):
+        if results is None:
             raise ZygoteDied(f"zygote {self.slot} closed its channel")
-        results: list[Result] = reply["results"]
+        if len(results) != len(jobs):
+            raise ZygoteDied(f"zygote {self.slot} answered {len(results)} results for {len(jobs)} jobs")
         return results
 
     def restart(self) -> None:

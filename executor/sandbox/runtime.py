@@ -38,7 +38,6 @@ import gc
 import json
 import os
 import resource
-import select
 import signal
 import struct
 import sys
@@ -48,7 +47,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # annotations only: the runtime imports as little as it can
     from typing import BinaryIO
 
-RUNTIME_VERSION = "3"
+RUNTIME_VERSION = "4"
 FRAME_HEADER = struct.Struct(">I")
 MAX_FRAME_BYTES = 256 * 1024 * 1024
 RESULT_MARKER = b"AZR-RESULT\n"
@@ -106,6 +105,62 @@ def write_frame(stream, message: dict) -> None:
     body = json.dumps(message, separators=(",", ":")).encode()
     stream.write(FRAME_HEADER.pack(len(body)) + body)
     stream.flush()
+
+
+# A reply to a batch of jobs is one frame of records, one per job and in order: a
+# RESULT_HEADER (payload length, wall ms, max RSS kB, CPU ms) and the payload, the result
+# dict as JSON. The zygote passes the child's own JSON through untouched (parsing and
+# re-encoding it there would cost copy-on-write faults on every fork); the caller decodes.
+RESULT_HEADER = struct.Struct(">IdId")
+
+
+def encode_result(payload: bytes, wall_ms: float = 0.0, maxrss_kb: int = 0, cpu_ms: float = 0.0) -> bytes:
+    return RESULT_HEADER.pack(len(payload), wall_ms, maxrss_kb, cpu_ms) + payload
+
+
+def write_results(stream, records: list[bytes]) -> None:
+    body = b"".join(records)
+    stream.write(FRAME_HEADER.pack(len(body)) + body)
+    stream.flush()
+
+
+def read_results(stream) -> list[dict] | None:
+    """Decode one results frame (the caller's side). None at end of stream."""
+    header = read_exact(stream, FRAME_HEADER.size)
+    if header is None:
+        return None
+    (size,) = FRAME_HEADER.unpack(header)
+    if size > MAX_FRAME_BYTES:
+        raise ValueError(f"frame of {size} bytes exceeds {MAX_FRAME_BYTES}")
+    body = read_exact(stream, size)
+    if body is None:
+        return None
+    return decode_results(body)
+
+
+def decode_results(body: bytes) -> list[dict]:
+    results = []
+    offset, end = 0, len(body)
+    while offset < end:
+        if end - offset < RESULT_HEADER.size:
+            raise ValueError("truncated result record")
+        length, wall_ms, maxrss_kb, cpu_ms = RESULT_HEADER.unpack_from(body, offset)
+        offset += RESULT_HEADER.size
+        if offset + length > end:
+            raise ValueError("truncated result payload")
+        payload = body[offset : offset + length]
+        offset += length
+        try:
+            result = json.loads(payload)
+        except ValueError:
+            result = None
+        if not isinstance(result, dict) or not isinstance(result.get("status"), str):
+            result = {"status": "runtime_error", "detail": "the program corrupted its result channel"}
+        result["wall_ms"] = round(wall_ms, 3)
+        result["maxrss_kb"] = maxrss_kb
+        result["cpu_ms"] = round(cpu_ms, 3)
+        results.append(result)
+    return results
 
 
 # --------------------------------------------------------------------------- seccomp
@@ -574,24 +629,6 @@ def _audit_hook_factory(allowed_prefixes: tuple[str, ...]):
     return hook
 
 
-def _apply_limits(job_limits: dict) -> None:
-    def cap(which: int, value: int) -> None:
-        try:
-            resource.setrlimit(which, (value, value))
-        except (ValueError, OSError):
-            pass
-
-    cpu = int(job_limits.get("cpu_s", 6))
-    cap(resource.RLIMIT_CPU, max(1, cpu))
-    cap(resource.RLIMIT_AS, int(job_limits.get("memory_mb", 512)) * 1024 * 1024)
-    cap(resource.RLIMIT_NPROC, 1 if os.getuid() != 0 else 0)
-    cap(resource.RLIMIT_NOFILE, 64)
-    cap(resource.RLIMIT_FSIZE, 0)
-    cap(resource.RLIMIT_CORE, 0)
-    cap(resource.RLIMIT_MEMLOCK, 0)
-    cap(resource.RLIMIT_MSGQUEUE, 0)
-
-
 class _FallbackNames(dict):
     """Names that appear in the repr() of common values but are not builtins.
 
@@ -630,29 +667,60 @@ def _fallback_names() -> dict:
 _FALLBACK_NAMES: dict = {}
 
 
-def _eval_in(expression: str, namespace: dict, filename: str):
-    """Evaluate request text in the program's namespace, with the fallback names beneath it."""
+# The request fields that hold Python expressions: (field, file name, is an argument list).
+# The zygote compiles them (and the program) for a whole batch before the first fork, so a
+# child only evaluates ready code objects.
+EXPRESSION_FIELDS = (
+    ("input", "<input>", True),
+    ("gold_input", "<input>", True),
+    ("expected", "<gold output>", False),
+    ("answer", "<answer>", False),
+)
+_COMPILE_ERRORS = (SyntaxError, ValueError, MemoryError, RecursionError, OverflowError)
+
+
+def compile_expression(text: str, filename: str, arguments: bool):
+    """A code object for ``eval``, or the exception that compiling raised (re-raised in the
+    child, where it becomes the verdict). An argument list compiles as a call that hands
+    back ``(args, kwargs)``, so ``1, [2], k=3`` cannot escape into a statement."""
+    source = f"(lambda *args, **kwargs: (args, kwargs))({text})" if arguments else text
+    try:
+        return compile(source, filename, "eval")
+    except _COMPILE_ERRORS as exc:
+        return exc
+
+
+def compile_expressions(job: dict) -> dict:
+    codes = {}
+    for name, filename, arguments in EXPRESSION_FIELDS:
+        text = job.get(name)
+        if isinstance(text, str):
+            codes[name] = compile_expression(text, filename, arguments)
+    return codes
+
+
+def _eval_code(code, namespace: dict):
+    """Evaluate compiled request text in the program's namespace, with the fallback names beneath it."""
+    if isinstance(code, BaseException):
+        raise code
     extra = _FallbackNames({k: v for k, v in _FALLBACK_NAMES.items() if k not in namespace})
     for name in _FallbackNames.LAZY:
         if name in namespace:
             extra[name] = namespace[name]
-    return eval(compile(expression, filename, "eval"), namespace, extra)
-
-
-def _eval_arguments(text: str, namespace: dict):
-    return _eval_in(f"(lambda *args, **kwargs: (args, kwargs))({text})", namespace, "<input>")
+    return eval(code, namespace, extra)
 
 
 def compile_program(program: str):
     """Compile in the zygote (compiling runs no program code); a result dict on failure."""
     try:
         return compile(program, "<program>", "exec")
-    except (SyntaxError, ValueError, MemoryError, RecursionError, OverflowError) as exc:
+    except _COMPILE_ERRORS as exc:
         return {"status": "syntax_error", "detail": f"{type(exc).__name__}: {exc}"}
 
 
-def _run_in_child(job: dict, config: ZygoteConfig, code) -> dict:
+def _run_in_child(prepared: Prepared, config: ZygoteConfig) -> dict:
     """Execute one job inside the already-confined child. Returns a result dict."""
+    job, code, codes = prepared.job, prepared.code, prepared.codes
     mode = job.get("mode", "run")
     namespace: dict = {"__name__": "__main__", "__builtins__": builtins}
     writer = _CHILD_WRITER[0] if _CHILD_WRITER else None
@@ -663,9 +731,9 @@ def _run_in_child(job: dict, config: ZygoteConfig, code) -> dict:
         except BaseException as exc:  # noqa: BLE001 - the program's failure is the verdict
             return _exception_result(exc, "while running the program's top level")
 
-    def evaluate(expression: str, what: str):
+    def evaluate(field: str, what: str):
         try:
-            return True, _eval_in(expression, namespace, f"<{what}>")
+            return True, _eval_code(codes[field], namespace)
         except BaseException as exc:  # noqa: BLE001
             return False, _exception_result(exc, f"while evaluating the {what}", invalid=True)
 
@@ -676,7 +744,7 @@ def _run_in_child(job: dict, config: ZygoteConfig, code) -> dict:
         if not callable(function):
             return {"status": "bad_form", "detail": "the program does not define a callable f"}
         try:
-            args, kwargs = _eval_arguments(job["gold_input"], namespace)
+            args, kwargs = _eval_code(codes["gold_input"], namespace)
         except BaseException as exc:  # noqa: BLE001
             return _exception_result(exc, "while evaluating the task's input", invalid=True)
         try:
@@ -690,7 +758,7 @@ def _run_in_child(job: dict, config: ZygoteConfig, code) -> dict:
                 "detail": "the gold output is not a Python expression and f(input) does not reproduce it: "
                 f"f(input) gives {_shorten(gold_text)}",
             }
-        ok, answer = evaluate(job["answer"], "answer")
+        ok, answer = evaluate("answer", "answer")
         if not ok:
             return answer
         try:
@@ -700,10 +768,10 @@ def _run_in_child(job: dict, config: ZygoteConfig, code) -> dict:
         return {"status": "ok" if equal else "wrong", "detail": "" if equal else _mismatch(gold, answer)}
 
     if mode == "check_value":
-        ok, gold = evaluate(job["expected"], "gold output")
+        ok, gold = evaluate("expected", "gold output")
         if not ok:
             return gold
-        ok, answer = evaluate(job["answer"], "answer")
+        ok, answer = evaluate("answer", "answer")
         if not ok:
             return answer
         try:
@@ -721,7 +789,7 @@ def _run_in_child(job: dict, config: ZygoteConfig, code) -> dict:
     snapshots: list[dict] = []
     for _ in range(calls):
         try:
-            args, kwargs = _eval_arguments(job["input"], namespace)
+            args, kwargs = _eval_code(codes["input"], namespace)
         except BaseException as exc:  # noqa: BLE001
             return _exception_result(exc, "while evaluating the input", invalid=True)
         if writer is not None:
@@ -753,7 +821,7 @@ def _run_in_child(job: dict, config: ZygoteConfig, code) -> dict:
         }
 
     if mode == "check_call":
-        ok, gold = evaluate(job["expected"], "gold output")
+        ok, gold = evaluate("expected", "gold output")
         if not ok:
             return gold
         try:
@@ -848,10 +916,48 @@ class ZygoteConfig:
         self.sandbox_gid = message.get("sandbox_gid")
 
 
+class Prepared:
+    """One job made ready in the zygote before its child is forked: the compiled program
+    and expressions, the rlimits and the deadline. Everything here is computed once per
+    batch, before the first fork, so the children (and the zygote between forks) touch as
+    few memory pages as they can: each page written after a fork costs a copy-on-write fault."""
+
+    __slots__ = ("job", "code", "codes", "rlimits", "timeout", "error")
+
+    def __init__(
+        self, job: dict, code, codes: dict, rlimits: tuple, timeout: float, error: dict | None
+    ) -> None:
+        self.job = job
+        self.code = code
+        self.codes = codes
+        self.rlimits = rlimits
+        self.timeout = timeout
+        self.error = error
+
+
+def job_rlimits(job_limits: dict, child_uid: int) -> tuple:
+    """The (resource, value) pairs a child sets on itself (soft = hard = value)."""
+    return (
+        (resource.RLIMIT_CPU, max(1, int(job_limits.get("cpu_s", 6)))),
+        (resource.RLIMIT_AS, int(job_limits.get("memory_mb", 512)) * 1024 * 1024),
+        (resource.RLIMIT_NPROC, 1 if child_uid != 0 else 0),
+        (resource.RLIMIT_NOFILE, 64),
+        (resource.RLIMIT_FSIZE, 0),
+        (resource.RLIMIT_CORE, 0),
+        (resource.RLIMIT_MEMLOCK, 0),
+        (resource.RLIMIT_MSGQUEUE, 0),
+    )
+
+
 def _child_main(
-    job: dict, code, result_fd: int, marker: bytes, devnull_fd: int, config: ZygoteConfig, seccomp: Seccomp
+    prepared: Prepared, result_fd: int, marker: bytes, config: ZygoteConfig, seccomp: Seccomp
 ) -> None:
     """Runs in the forked child. Never returns.
+
+    The zygote already made everything a child shares (stdin/stdout/stderr on
+    ``/dev/null``, working directory ``/``, signal dispositions, niceness); what is left
+    here is per child and kept short, because every memory page it writes is a
+    copy-on-write fault.
 
     ``marker`` is a per-job random token the zygote expects at the start of the
     result; it lives only in this frame (and the zygote's), which the audit hook
@@ -859,28 +965,18 @@ def _child_main(
     pipe and exits cannot pass it off as the runtime's.
     """
     status = 70
-    write, exit_now, dumps = os.write, os._exit, json.dumps
+    write, exit_now, dumps, setrlimit = os.write, os._exit, json.dumps, resource.setrlimit
     try:
-        os.setpgid(0, 0)
-        for fd in (0, 1, 2):
-            os.dup2(devnull_fd, fd)
         os.closerange(3, result_fd)
         os.closerange(result_fd + 1, 65536)
-        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        if os.getuid() == 0 and config.sandbox_uid is not None:
+        if config.sandbox_uid is not None and os.getuid() == 0:
             os.setgid(int(config.sandbox_gid if config.sandbox_gid is not None else config.sandbox_uid))
             os.setuid(int(config.sandbox_uid))
-        try:
-            os.chdir("/")
-        except OSError:
-            pass
-        limits = job.get("limits", {})
-        _apply_limits(limits)
-        try:
-            os.setpriority(os.PRIO_PROCESS, 0, 5)
-        except OSError:
-            pass
+        for which, value in prepared.rlimits:
+            try:
+                setrlimit(which, (value, value))
+            except (ValueError, OSError):
+                pass
         seccomp.load()
         writer = _CappedWriter(config.max_print_chars)
         _CHILD_WRITER[:] = [writer]
@@ -888,8 +984,7 @@ def _child_main(
         sys.stderr = writer
         sys.stdin = None
         sys.audit(_ARM_EVENT)
-        started = time.process_time()
-        result = _run_in_child(job, config, code)
+        result = _run_in_child(prepared, config)
         violations: list[str] = []
         sys.audit(_COLLECT_EVENT, violations)
         if violations:
@@ -903,7 +998,6 @@ def _child_main(
                 "status": "output_limit",
                 "detail": f"the program printed more than {config.max_print_chars} characters",
             }
-        result["cpu_ms"] = round((time.process_time() - started) * 1000, 3)
         payload = marker + dumps(result).encode()
         view = memoryview(payload)
         while view:
@@ -919,14 +1013,30 @@ def _child_main(
 # --------------------------------------------------------------------------- the zygote
 
 
+class _Deadline(BaseException):
+    """Raised in the zygote by SIGALRM when a child's wall-clock deadline passes."""
+
+
+_ALARM_ARMED = [False]
+_ZYGOTE_STREAMS: list = []
+
+
+def _on_alarm(signum, frame) -> None:
+    # A late alarm (the child finished just as the timer fired) must not hit unrelated code.
+    if _ALARM_ARMED[0]:
+        raise _Deadline
+
+
 class Zygote:
     def __init__(self, config: ZygoteConfig) -> None:
         self.config = config
         self.seccomp = Seccomp()
-        self.devnull_fd = os.open(os.devnull, os.O_RDWR)
         self._code_cache: dict[str, object] = {}
         if os.getuid() == 0:
             os.setgroups([])
+        self.child_uid = (
+            os.getuid() if config.sandbox_uid is None or os.getuid() != 0 else int(config.sandbox_uid)
+        )
         prefixes = {os.path.realpath(p) for p in sys.path if p and os.path.isdir(p)}
         prefixes |= {os.path.realpath(os.path.dirname(os.__file__))}
         script_dir = os.path.realpath(os.path.dirname(__file__))
@@ -936,8 +1046,36 @@ class Zygote:
         sys.path[:] = [p for p in sys.path if os.path.realpath(p or ".") != script_dir]
         _FALLBACK_NAMES.update(_fallback_names())
         _cap_recursion_limit()
+        self._share_with_children()
         self.seccomp.load_zygote_stage()
         sys.addaudithook(_audit_hook_factory(self.allowed_prefixes))
+
+    _shared = False  # per process: a socket-mode runtime serves one connection after another
+
+    def _share_with_children(self) -> None:
+        """Set up once what every child would otherwise set up for itself after each fork."""
+        if Zygote._shared:
+            return
+        Zygote._shared = True
+        devnull = os.open(os.devnull, os.O_RDWR)
+        error_fd = os.dup(2)  # the zygote's own diagnostics keep going where stderr went
+        for fd in (0, 1, 2):
+            os.dup2(devnull, fd)
+        os.close(devnull)
+        # Kept referenced here too: a child replaces sys.stderr, and freeing (closing,
+        # flushing) the old stream there would be wasted copy-on-write work.
+        _ZYGOTE_STREAMS.append(os.fdopen(error_fd, "w", buffering=1))
+        sys.stderr = _ZYGOTE_STREAMS[-1]
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a file-size limit is an error, not a kill
+        signal.signal(signal.SIGALRM, _on_alarm)
+        try:
+            os.chdir("/")
+        except OSError:
+            pass
+        try:
+            os.setpriority(os.PRIO_PROCESS, 0, 5)  # the service's own processes come first
+        except OSError:
+            pass
 
     def info(self) -> dict:
         return {
@@ -963,107 +1101,91 @@ class Zygote:
             self._code_cache[program] = code
         return code
 
-    def run(self, job: dict) -> dict:
+    def prepare(self, job: dict) -> Prepared:
+        limits = job.get("limits") or {}
+        timeout = float(limits.get("timeout_s", 5.0))
         code = self._compiled(job.get("program"))
         if isinstance(code, dict):
-            return dict(code, wall_ms=0.0, cpu_ms=0.0, maxrss_kb=0)
-        timeout = float(job.get("limits", {}).get("timeout_s", 5.0))
+            return Prepared(job, None, {}, (), timeout, code)
+        return Prepared(
+            job, code, compile_expressions(job), job_rlimits(limits, self.child_uid), timeout, None
+        )
+
+    def run(self, prepared: Prepared) -> bytes:
+        """Fork a child for one prepared job; the encoded result record."""
+        if prepared.error is not None:
+            return encode_result(json.dumps(prepared.error).encode())
         marker = RESULT_MARKER + os.urandom(16).hex().encode() + b"\n"
         read_fd, write_fd = os.pipe()
         started = time.monotonic()
         pid = os.fork()
         if pid == 0:
             os.close(read_fd)
-            _child_main(job, code, write_fd, marker, self.devnull_fd, self.config, self.seccomp)
+            _child_main(prepared, write_fd, marker, self.config, self.seccomp)
         os.close(write_fd)
         try:
             os.setpgid(pid, pid)
         except OSError:
             pass
-        deadline = started + timeout
-        data, timed_out = self._collect(pid, read_fd, deadline)
+        data, timed_out = self._collect(pid, read_fd, prepared.timeout)
         os.close(read_fd)
-        if timed_out:
-            self._kill(pid)
+        # The child is a zombie now (or past its deadline): SIGKILL its whole group while
+        # the group still exists, then reap it.
+        self._kill(pid)
         _, wait_status, usage = os.wait4(pid, 0)
-        self._kill_group_quietly(pid)
         wall_ms = (time.monotonic() - started) * 1000
-        result = self._interpret(data, marker, wait_status, timed_out, timeout)
-        result["wall_ms"] = round(wall_ms, 3)
-        result["maxrss_kb"] = usage.ru_maxrss
-        if "cpu_ms" not in result:
-            result["cpu_ms"] = round((usage.ru_utime + usage.ru_stime) * 1000, 3)
-        return result
+        cpu_ms = (usage.ru_utime + usage.ru_stime) * 1000
+        if not timed_out and data.startswith(marker) and wait_status == 0:
+            payload = data[len(marker) :]
+        else:
+            payload = json.dumps(
+                self._interpret(data, marker, wait_status, timed_out, prepared.timeout)
+            ).encode()
+        return encode_result(payload, wall_ms, usage.ru_maxrss, cpu_ms)
 
-    def _collect(self, pid: int, read_fd: int, deadline: float) -> tuple[bytes, bool]:
-        """Read the child's result until EOF and the child has exited, or the deadline."""
+    def _collect(self, pid: int, read_fd: int, timeout: float) -> tuple[bytes, bool]:
+        """Read the child's result until EOF and wait for it to exit (without reaping it),
+        or until the wall-clock deadline: (data, timed_out).
+
+        The deadline is a SIGALRM timer, so the wait is plain blocking reads and one
+        ``waitid``: no poll objects or pidfds to set up for each child."""
         chunks: list[bytes] = []
         received = 0
         limit = self.config.max_output_chars * 8 + 65536
-        pidfd = os.pidfd_open(pid)
-        poller = select.poll()
-        poller.register(read_fd, select.POLLIN | select.POLLHUP)
-        poller.register(pidfd, select.POLLIN)
-        pipe_open, exited = True, False
+        _ALARM_ARMED[0] = True
+        signal.setitimer(signal.ITIMER_REAL, max(timeout, 0.001))
         try:
-            while pipe_open or not exited:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return b"".join(chunks), True
-                for fd, _ in poller.poll(remaining * 1000):
-                    if fd == pidfd:
-                        exited = True
-                        poller.unregister(pidfd)
-                    elif fd == read_fd:
-                        chunk = os.read(read_fd, 1 << 16)
-                        if not chunk:
-                            pipe_open = False
-                            poller.unregister(read_fd)
-                        else:
-                            received += len(chunk)
-                            if received > limit:
-                                return b"", True
-                            chunks.append(chunk)
-                if exited and pipe_open:
-                    # The child is gone; whatever is left in the pipe is all there is.
-                    while True:
-                        chunk = os.read(read_fd, 1 << 16)
-                        if not chunk:
-                            break
-                        chunks.append(chunk)
-                    pipe_open = False
+            while True:
+                chunk = os.read(read_fd, 1 << 16)
+                if not chunk:
+                    break
+                received += len(chunk)
+                if received > limit:  # a flood on the result channel: stop it now
+                    return b"", True
+                chunks.append(chunk)
+            os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
             return b"".join(chunks), False
+        except _Deadline:
+            return b"".join(chunks), True
         finally:
-            os.close(pidfd)
+            _ALARM_ARMED[0] = False
+            signal.setitimer(signal.ITIMER_REAL, 0)
 
     @staticmethod
     def _kill(pid: int) -> None:
-        for target in (lambda: os.killpg(pid, signal.SIGKILL), lambda: os.kill(pid, signal.SIGKILL)):
-            try:
-                target()
-            except OSError:
-                pass
-
-    @staticmethod
-    def _kill_group_quietly(pid: int) -> None:
         try:
             os.killpg(pid, signal.SIGKILL)
         except OSError:
-            pass
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
 
     def _interpret(
         self, data: bytes, marker: bytes, wait_status: int, timed_out: bool, timeout: float
     ) -> dict:
         if timed_out:
             return {"status": "timeout", "detail": f"no result within the wall-clock limit of {timeout:g} s"}
-        if data.startswith(marker) and os.WIFEXITED(wait_status) and os.WEXITSTATUS(wait_status) == 0:
-            try:
-                result = json.loads(data[len(marker) :])
-                if isinstance(result, dict) and "status" in result:
-                    return result
-            except ValueError:
-                pass
-            return {"status": "runtime_error", "detail": "the program corrupted its result channel"}
         if os.WIFSIGNALED(wait_status):
             sig = os.WTERMSIG(wait_status)
             if sig == signal.SIGXCPU:
@@ -1096,13 +1218,30 @@ def serve(reader, writer) -> None:
         request = read_frame(reader)
         if request is None:
             return
-        results = []
+        records = []
+        # Compile the whole batch first: the allocations that compiling makes then happen
+        # once per batch instead of between every two forks.
+        batch: list[Prepared | bytes] = []
         for job in request.get("jobs", []):
             try:
-                results.append(zygote.run(job))
+                batch.append(zygote.prepare(job))
+            except Exception as exc:  # noqa: BLE001 - a malformed job: report it, keep serving
+                batch.append(_sandbox_error(exc))
+        for item in batch:
+            if isinstance(item, bytes):
+                records.append(item)
+                continue
+            try:
+                records.append(zygote.run(item))
             except Exception as exc:  # noqa: BLE001 - report, keep serving
-                results.append({"status": "sandbox_error", "detail": f"{type(exc).__name__}: {exc}"})
-        write_frame(writer, {"results": results})
+                records.append(_sandbox_error(exc))
+        del batch
+        write_results(writer, records)
+
+
+def _sandbox_error(exc: BaseException) -> bytes:
+    detail = f"{type(exc).__name__}: {exc}"
+    return encode_result(json.dumps({"status": "sandbox_error", "detail": detail}).encode())
 
 
 def main(argv: list[str]) -> int:
