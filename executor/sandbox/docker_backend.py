@@ -44,7 +44,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from executor.sandbox.pool import RUNTIME_PATH, ChannelFactory, PoolConfig, SandboxPool
+from executor.sandbox.pool import LAUNCH_PATH, RUNTIME_PATH, ChannelFactory, PoolConfig, SandboxPool
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +62,8 @@ LABEL_RUNTIME_SHA = "azr.runtime.sha256"
 
 
 def runtime_sha256() -> str:
-    """The sha256 of this checkout's runtime.py (the build labels the image with it)."""
-    return hashlib.sha256(RUNTIME_PATH.read_bytes()).hexdigest()
+    """The sha256 of this checkout's runtime.py followed by launch.py (the build labels the image with it)."""
+    return hashlib.sha256(RUNTIME_PATH.read_bytes() + LAUNCH_PATH.read_bytes()).hexdigest()
 
 
 def image_runtime_status(client: Any, image: str) -> tuple[bool, str]:

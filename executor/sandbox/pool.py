@@ -28,6 +28,7 @@ from executor.sandbox import runtime
 log = logging.getLogger(__name__)
 
 RUNTIME_PATH = Path(runtime.__file__).resolve()
+LAUNCH_PATH = RUNTIME_PATH.with_name("launch.py")
 Job = dict[str, Any]
 Result = dict[str, Any]
 
@@ -72,7 +73,7 @@ class LocalZygoteChannel:
     def __init__(self, python: str, hash_seed: int) -> None:
         env = {"PYTHONHASHSEED": str(hash_seed), "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
         self.process = subprocess.Popen(
-            [python, "-s", "-S", "-B", str(RUNTIME_PATH)],
+            [python, "-s", "-S", "-B", str(LAUNCH_PATH), str(RUNTIME_PATH)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=None,

@@ -109,9 +109,51 @@ def write_frame(stream, message: dict) -> None:
 
 # A reply to a batch of jobs is one frame of records, one per job and in order: a
 # RESULT_HEADER (payload length, wall ms, max RSS kB, CPU ms) and the payload, the result
-# dict as JSON. The zygote passes the child's own JSON through untouched (parsing and
-# re-encoding it there would cost copy-on-write faults on every fork); the caller decodes.
+# dict in the field encoding below. The zygote passes the child's payload through
+# untouched (parsing and re-encoding it there would cost copy-on-write faults on every
+# fork); the caller decodes it.
 RESULT_HEADER = struct.Struct(">IdId")
+
+
+def encode_fields(result: dict) -> bytes:
+    """A result dict whose values are str or lists of str, as length-prefixed text:
+    ``<len>:<key><len>:<value>`` per field, a list's key marked with a leading ``[``
+    and its items length-prefixed inside the value. Cheaper for a child than json (a
+    few str operations, no encoder objects) and exact for any text, lone surrogates
+    included."""
+    parts = []
+    for key, value in result.items():
+        if type(value) is list:
+            key = "[" + key
+            value = "".join([f"{len(item)}:{item}" for item in value])
+        parts.append(f"{len(key)}:{key}{len(value)}:{value}")
+    return "".join(parts).encode("utf-8", "surrogatepass")
+
+
+def _split_prefixed(text: str) -> list[str]:
+    items, index, end = [], 0, len(text)
+    while index < end:
+        colon = text.index(":", index)
+        length = int(text[index:colon])
+        if length < 0 or colon + 1 + length > end:
+            raise ValueError("bad field length")
+        items.append(text[colon + 1 : colon + 1 + length])
+        index = colon + 1 + length
+    return items
+
+
+def decode_fields(payload: bytes) -> dict:
+    """The inverse of ``encode_fields``; ValueError on anything malformed."""
+    items = _split_prefixed(payload.decode("utf-8", "surrogatepass"))
+    if len(items) % 2:
+        raise ValueError("odd number of fields")
+    result: dict = {}
+    for key, value in zip(items[::2], items[1::2], strict=True):
+        if key.startswith("["):
+            result[key[1:]] = _split_prefixed(value)
+        else:
+            result[key] = value
+    return result
 
 
 def encode_result(payload: bytes, wall_ms: float = 0.0, maxrss_kb: int = 0, cpu_ms: float = 0.0) -> bytes:
@@ -151,7 +193,7 @@ def decode_results(body: bytes) -> list[dict]:
         payload = body[offset : offset + length]
         offset += length
         try:
-            result = json.loads(payload)
+            result = decode_fields(payload)
         except ValueError:
             result = None
         if not isinstance(result, dict) or not isinstance(result.get("status"), str):
@@ -396,13 +438,25 @@ class Seccomp:
                 return
             Seccomp._zygote_stage_loaded = True
         self.mode = "zygote+child"
+        # The child's call, prepared here: a foreign function without argument converters
+        # and its arguments as ready ctypes values, so a child spends one plain call on it.
+        attach = ctypes.CFUNCTYPE(ctypes.c_int, use_errno=True)(("prctl", self._libc))
+        attach.restype = ctypes.c_int
+        address = ctypes.addressof(self._programs["child"][1])
+        zero = ctypes.c_ulong(0)
+        self._child_attach = (
+            attach,
+            (ctypes.c_int(22), ctypes.c_ulong(2), ctypes.c_void_p(address), zero, zero),
+        )
 
     def load(self) -> None:
         """In each child, before any untrusted code runs."""
         if not self.available:
             return
         if Seccomp._zygote_stage_loaded:
-            self._attach("child")
+            attach, arguments = self._child_attach
+            if attach(*arguments) != 0:  # PR_SET_SECCOMP, SECCOMP_MODE_FILTER
+                raise OSError(ctypes.get_errno(), "PR_SET_SECCOMP (child) failed")
             return
         if self._prctl(38, 1, None, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS
             raise OSError(ctypes.get_errno(), "PR_SET_NO_NEW_PRIVS failed")
@@ -914,6 +968,11 @@ class ZygoteConfig:
         self.max_print_chars = int(message.get("max_print_chars", 1_000_000))
         self.sandbox_uid = message.get("sandbox_uid")
         self.sandbox_gid = message.get("sandbox_gid")
+        # What a child drops to: (gid, uid), or None to keep the zygote's (not root, or no uid given).
+        self.drop_to: tuple[int, int] | None = None
+        if self.sandbox_uid is not None and os.getuid() == 0:
+            uid = int(self.sandbox_uid)
+            self.drop_to = (int(self.sandbox_gid) if self.sandbox_gid is not None else uid, uid)
 
 
 class Prepared:
@@ -936,8 +995,8 @@ class Prepared:
 
 
 def job_rlimits(job_limits: dict, child_uid: int) -> tuple:
-    """The (resource, value) pairs a child sets on itself (soft = hard = value)."""
-    return (
+    """The (resource, (soft, hard)) pairs a child sets on itself, soft = hard."""
+    values = (
         (resource.RLIMIT_CPU, max(1, int(job_limits.get("cpu_s", 6)))),
         (resource.RLIMIT_AS, int(job_limits.get("memory_mb", 512)) * 1024 * 1024),
         (resource.RLIMIT_NPROC, 1 if child_uid != 0 else 0),
@@ -947,6 +1006,7 @@ def job_rlimits(job_limits: dict, child_uid: int) -> tuple:
         (resource.RLIMIT_MEMLOCK, 0),
         (resource.RLIMIT_MSGQUEUE, 0),
     )
+    return tuple((which, (value, value)) for which, value in values)
 
 
 def _child_main(
@@ -965,24 +1025,21 @@ def _child_main(
     pipe and exits cannot pass it off as the runtime's.
     """
     status = 70
-    write, exit_now, dumps, setrlimit = os.write, os._exit, json.dumps, resource.setrlimit
+    write, exit_now, setrlimit = os.write, os._exit, resource.setrlimit
     try:
         os.closerange(3, result_fd)
         os.closerange(result_fd + 1, 65536)
-        if config.sandbox_uid is not None and os.getuid() == 0:
-            os.setgid(int(config.sandbox_gid if config.sandbox_gid is not None else config.sandbox_uid))
-            os.setuid(int(config.sandbox_uid))
-        for which, value in prepared.rlimits:
+        if config.drop_to is not None:
+            os.setgid(config.drop_to[0])
+            os.setuid(config.drop_to[1])
+        for which, limit in prepared.rlimits:
             try:
-                setrlimit(which, (value, value))
+                setrlimit(which, limit)
             except (ValueError, OSError):
                 pass
         seccomp.load()
-        writer = _CappedWriter(config.max_print_chars)
-        _CHILD_WRITER[:] = [writer]
-        sys.stdout = writer
-        sys.stderr = writer
-        sys.stdin = None
+        writer = _CHILD_WRITER[0]  # made by the zygote; this child's copy starts at zero
+        sys.stderr = writer  # (sys.stdout already is it; the zygote keeps its own stderr)
         sys.audit(_ARM_EVENT)
         result = _run_in_child(prepared, config)
         violations: list[str] = []
@@ -998,7 +1055,7 @@ def _child_main(
                 "status": "output_limit",
                 "detail": f"the program printed more than {config.max_print_chars} characters",
             }
-        payload = marker + dumps(result).encode()
+        payload = marker + encode_fields(result)
         view = memoryview(payload)
         while view:
             written = write(result_fd, view)
@@ -1031,7 +1088,6 @@ class Zygote:
     def __init__(self, config: ZygoteConfig) -> None:
         self.config = config
         self.seccomp = Seccomp()
-        self._code_cache: dict[str, object] = {}
         if os.getuid() == 0:
             os.setgroups([])
         self.child_uid = (
@@ -1047,6 +1103,9 @@ class Zygote:
         _FALLBACK_NAMES.update(_fallback_names())
         _cap_recursion_limit()
         self._share_with_children()
+        _CHILD_WRITER[:] = [_CappedWriter(config.max_print_chars)]
+        sys.stdout = _CHILD_WRITER[0]  # the zygote never prints; its frames use their own streams
+        sys.stdin = None
         self.seccomp.load_zygote_stage()
         sys.addaudithook(_audit_hook_factory(self.allowed_prefixes))
 
@@ -1090,21 +1149,18 @@ class Zygote:
             "sandbox_uid": self.config.sandbox_uid,
         }
 
-    def _compiled(self, program: str | None):
-        if program is None:
-            return None
-        code = self._code_cache.get(program)
-        if code is None:
-            code = compile_program(program)
-            if len(self._code_cache) >= 256:
-                self._code_cache.pop(next(iter(self._code_cache)))
-            self._code_cache[program] = code
-        return code
-
-    def prepare(self, job: dict) -> Prepared:
+    def prepare(self, job: dict, programs: dict) -> Prepared:
+        """Compile one job's program (once per batch: ``programs`` maps source to code)
+        and expressions. Nothing compiled outlives its batch: a cache across batches
+        would keep megabytes resident that every fork copies and every exit tears down."""
         limits = job.get("limits") or {}
         timeout = float(limits.get("timeout_s", 5.0))
-        code = self._compiled(job.get("program"))
+        program = job.get("program")
+        code = None
+        if program is not None:
+            code = programs.get(program)
+            if code is None:
+                code = programs[program] = compile_program(program)
         if isinstance(code, dict):
             return Prepared(job, None, {}, (), timeout, code)
         return Prepared(
@@ -1114,7 +1170,7 @@ class Zygote:
     def run(self, prepared: Prepared) -> bytes:
         """Fork a child for one prepared job; the encoded result record."""
         if prepared.error is not None:
-            return encode_result(json.dumps(prepared.error).encode())
+            return encode_result(encode_fields(prepared.error))
         marker = RESULT_MARKER + os.urandom(16).hex().encode() + b"\n"
         read_fd, write_fd = os.pipe()
         started = time.monotonic()
@@ -1138,9 +1194,7 @@ class Zygote:
         if not timed_out and data.startswith(marker) and wait_status == 0:
             payload = data[len(marker) :]
         else:
-            payload = json.dumps(
-                self._interpret(data, marker, wait_status, timed_out, prepared.timeout)
-            ).encode()
+            payload = encode_fields(self._interpret(data, marker, wait_status, timed_out, prepared.timeout))
         return encode_result(payload, wall_ms, usage.ru_maxrss, cpu_ms)
 
     def _collect(self, pid: int, read_fd: int, timeout: float) -> tuple[bytes, bool]:
@@ -1222,9 +1276,10 @@ def serve(reader, writer) -> None:
         # Compile the whole batch first: the allocations that compiling makes then happen
         # once per batch instead of between every two forks.
         batch: list[Prepared | bytes] = []
+        programs: dict = {}
         for job in request.get("jobs", []):
             try:
-                batch.append(zygote.prepare(job))
+                batch.append(zygote.prepare(job, programs))
             except Exception as exc:  # noqa: BLE001 - a malformed job: report it, keep serving
                 batch.append(_sandbox_error(exc))
         for item in batch:
@@ -1235,13 +1290,13 @@ def serve(reader, writer) -> None:
                 records.append(zygote.run(item))
             except Exception as exc:  # noqa: BLE001 - report, keep serving
                 records.append(_sandbox_error(exc))
-        del batch
+        del batch, programs
         write_results(writer, records)
 
 
 def _sandbox_error(exc: BaseException) -> bytes:
     detail = f"{type(exc).__name__}: {exc}"
-    return encode_result(json.dumps({"status": "sandbox_error", "detail": detail}).encode())
+    return encode_result(encode_fields({"status": "sandbox_error", "detail": detail}))
 
 
 def main(argv: list[str]) -> int:

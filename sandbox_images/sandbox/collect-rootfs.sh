@@ -43,8 +43,8 @@ nogroup:x:65534:
 G
 : >"$out/etc/shadow"; chmod 0600 "$out/etc/shadow"
 cp /etc/ld.so.cache "$out/etc/" 2>/dev/null || true
-cp /opt/azr/runtime.py "$out/opt/azr/runtime.py"
-chmod 0444 "$out/opt/azr/runtime.py"
+cp /opt/azr/runtime.py /opt/azr/launch.py "$out/opt/azr/"
+chmod 0444 "$out/opt/azr/runtime.py" "$out/opt/azr/launch.py"
 chmod 0755 "$out/opt/azr"; chmod 0700 "$out/run/azr"; chmod 1777 "$out/tmp"
 
 # Smoke test inside the collected tree: everything the runtime imports must load.
