@@ -7,6 +7,7 @@ the sandbox pool.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import threading
@@ -68,6 +69,12 @@ class Engine:
 
             pool = make_pool(self.settings)
         self.pool = pool
+        # Static checks are pure in (program, policy, sizes), and the last two are fixed for an
+        # engine: remember recent programs' findings (a task's answers all repeat its program).
+        policy, sizes = self.settings.policy, self.settings.sizes
+        self._check_program = functools.lru_cache(maxsize=4096)(
+            lambda program: static_checks.check_program(program, policy, sizes)
+        )
         self._lane_counter = itertools.count()
         self._lane_lock = threading.Lock()
         self._fingerprint = {
@@ -134,7 +141,7 @@ class Engine:
         outcomes: list[list[InputOutcome | None]] = []
         pending: list[tuple[int, int, str]] = []  # (task index, input index, cache key)
         for task in tasks:
-            finding = static_checks.check_program(task.program, policy, sizes)
+            finding = self._check_program(task.program)
             if finding is None and not task.inputs:
                 finding = Finding(Verdict.INVALID_INPUT, "the task has no inputs; give at least one")
             if finding is None and len(task.inputs) > sizes.max_inputs_per_task:
@@ -337,7 +344,7 @@ class Engine:
             if finding is not None:
                 return reject(finding)
             program = answer.program
-            if program is not None and static_checks.check_program(program, policy, sizes) is not None:
+            if program is not None and self._check_program(program) is not None:
                 program = None  # the gold output is what counts; evaluate without the program
             job: dict[str, Any] = {
                 "mode": "check_value",
@@ -372,7 +379,7 @@ class Engine:
                 return reject(
                     Finding(Verdict.INVALID_INPUT, "an abduction answer needs 'program' and 'output'")
                 )
-            finding = static_checks.check_program(answer.program, policy, sizes)
+            finding = self._check_program(answer.program)
             finding = finding or static_checks.check_arguments(
                 answer.answer, policy, sizes.max_answer_chars, "answer"
             )
