@@ -899,9 +899,35 @@ def _run_in_child(prepared: Prepared, config: ZygoteConfig) -> dict:
     return {"status": "ok", "output": texts[0], "canon": canon[0], "detail": ""}
 
 
+# The fewest characters repr() can produce per element of a builtin container: the ", "
+# between elements (an element's own repr may be empty), and ": " too for a dict.
+_REPR_FLOOR_PER_ITEM: dict[type, int] = {
+    list: 2,
+    tuple: 2,
+    set: 2,
+    frozenset: 2,
+    dict: 4,
+    str: 1,
+    bytes: 1,
+    bytearray: 1,
+}
+
+
 def _snapshot(value, config: ZygoteConfig) -> dict:
-    """repr() and canonical form of one returned value, or a result dict if that fails."""
+    """repr() and canonical form of one returned value, or a result dict if that fails.
+
+    A builtin container or string whose repr() cannot fit in the output limit, whatever
+    its elements, is refused before repr() spends time and memory building the text.
+    """
     try:
+        per_item = _REPR_FLOOR_PER_ITEM.get(type(value))
+        floor = per_item * len(value) if per_item else 0
+        if floor > config.max_output_chars:
+            return {
+                "status": "output_limit",
+                "detail": f"the output's repr() has at least {floor} characters ({type(value).__name__} "
+                f"of {len(value)}), over the limit of {config.max_output_chars}",
+            }
         text = repr(value)
         if len(text) > config.max_output_chars:
             return {

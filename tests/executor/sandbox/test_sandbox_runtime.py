@@ -49,6 +49,42 @@ def test_frames_round_trip() -> None:
     assert runtime.read_frame(buffer) is None
 
 
+def test_result_fields_round_trip_any_text() -> None:
+    result = {
+        "status": "nondeterministic",
+        "detail": "3:4: colons, digits 12:ab and a lone surrogate \udc80",
+        "output": "",
+        "outputs": ["1:2", "", "\x00\n"],
+    }
+    assert runtime.decode_fields(runtime.encode_fields(result)) == result
+
+
+@pytest.mark.parametrize("payload", [b"6:status", b"x:y", b"2:ab", b"-1:a1:b", b"9:status2:ok"])
+def test_malformed_result_fields_are_refused(payload: bytes) -> None:
+    with pytest.raises(ValueError):
+        runtime.decode_fields(payload)
+
+
+def test_results_frame_carries_zygote_figures_and_flags_a_corrupt_payload() -> None:
+    records = [
+        runtime.encode_result(runtime.encode_fields({"status": "ok", "output": "1"}), 1.5, 2048, 0.75),
+        runtime.encode_result(b"not fields", 2.0, 0, 0.0),
+    ]
+    buffer = io.BytesIO()
+    runtime.write_results(buffer, records)
+    buffer.seek(0)
+    first, second = runtime.read_results(buffer) or []
+    assert first == {"status": "ok", "output": "1", "wall_ms": 1.5, "maxrss_kb": 2048, "cpu_ms": 0.75}
+    assert second["status"] == "runtime_error" and "corrupted" in second["detail"]
+    assert runtime.read_results(buffer) is None
+
+
+def test_truncated_results_frame_is_an_error() -> None:
+    body = runtime.encode_result(b"6:status2:ok", 1.0, 1, 1.0)[:-3]
+    with pytest.raises(ValueError):
+        runtime.decode_results(body)
+
+
 def test_oversized_frame_is_refused() -> None:
     buffer = io.BytesIO(runtime.FRAME_HEADER.pack(runtime.MAX_FRAME_BYTES + 1))
     with pytest.raises(ValueError):
@@ -88,6 +124,30 @@ def test_recursion_limit_is_capped_in_the_sandbox(engine: Engine) -> None:
     }
     [result] = engine.pool.run([(job, 0)])
     assert result["status"] == "ok" and int(result["output"]) <= runtime.MAX_RECURSION_LIMIT
+
+
+@pytest.mark.parametrize(
+    ("expression", "refused_early"),
+    [
+        ("[0] * 150_000", True),
+        ("{i: 0 for i in range(60_000)}", True),
+        ("'x' * 250_000", True),
+        ("[0] * 90_000", False),
+    ],
+)
+def test_an_output_that_cannot_fit_is_refused_before_repr(
+    engine: Engine, expression: str, refused_early: bool
+) -> None:
+    job = {
+        "mode": "run",
+        "program": f"def f():\n    return {expression}",
+        "input": "",
+        "calls": 1,
+        "limits": engine.settings.limits.for_job(),
+    }
+    [result] = engine.pool.run([(job, 0)])
+    assert result["status"] == "output_limit", result
+    assert ("at least" in result["detail"]) is refused_early, result["detail"]
 
 
 def test_result_channel_needs_the_per_job_token(engine: Engine) -> None:
