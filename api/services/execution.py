@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
 from typing import Any
 
 from api import audit, metrics
@@ -31,7 +30,7 @@ def with_items(payload: Payload, items: list[dict[str, Any]]) -> Payload:
 
 
 def _result_dict(result: Any) -> dict[str, Any]:
-    data = asdict(result)
+    data = dict(vars(result))  # shallow: the engine hands each result out once (asdict deep-copies)
     for key in ("verdict",):
         data[key] = str(data[key])
     if "input_verdicts" in data:
