@@ -36,6 +36,88 @@ from executor.verdicts import (
 log = logging.getLogger(__name__)
 
 
+# Static checks of a large batch take a while; every this many inputs, the checked ones go
+# to the sandboxes, so they run while the rest of the batch is still being checked.
+VALIDATION_SLICE = 64
+
+
+class _ValidationRuns:
+    """The executions of one `Engine.validate` call, started slice by slice, finished together.
+
+    Each slice looks its inputs up in the result cache (one round trip), and submits the
+    misses (each distinct cache key once across the whole call); `finish` waits, combines
+    the repeats into outcomes, fills every pending input and stores the new outcomes.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        tasks: Sequence[ValidateTask],
+        outcomes: list[list[InputOutcome | None]],
+        repeats: int,
+        job_limits: dict[str, Any],
+    ) -> None:
+        self.engine = engine
+        self.tasks = tasks
+        self.outcomes = outcomes
+        self.repeats = repeats
+        self.job_limits = job_limits
+        self.pending: list[tuple[int, int, str]] = []
+        self.keys: list[str] = []  # in submission order, `repeats` jobs each
+        self.jobs: list[tuple[dict[str, Any], int]] = []
+        self.futures: list[Future[dict[str, Any]]] = []
+
+    def start(self, pending: list[tuple[int, int, str]]) -> None:
+        if not pending:
+            return
+        engine, started = self.engine, set(self.keys)
+        self.pending.extend(pending)
+        unique_keys = [key for key in dict.fromkeys(key for _, _, key in pending) if key not in started]
+        cached = dict(zip(unique_keys, engine.cache.get_many(unique_keys), strict=True))
+        to_run: dict[str, tuple[int, int]] = {}
+        for task_index, input_index, key in pending:
+            hit = cached.get(key)
+            if hit is not None:
+                self.outcomes[task_index][input_index] = aggregate.outcome_from_cache(hit)
+            elif key not in to_run and key not in started:
+                to_run[key] = (task_index, input_index)
+        jobs: list[tuple[dict[str, Any], int]] = []
+        for task_index, input_index in to_run.values():
+            task = self.tasks[task_index]
+            base = engine._next_lane()
+            job = {
+                "mode": "run",
+                "program": task.program,
+                "input": task.inputs[input_index],
+                "calls": 2,
+                "limits": self.job_limits,
+            }
+            jobs.extend((job, base + repeat) for repeat in range(self.repeats))
+        self.keys.extend(to_run)
+        self.jobs.extend(jobs)
+        self.futures.extend(engine._submit(job, lane) for job, lane in jobs)
+
+    def finish(self) -> None:
+        if not self.futures:
+            return
+        results = self.engine._results(self.futures, self.jobs)
+        repeats = self.repeats
+        ran = {
+            key: aggregate.combine_repeats(results[position * repeats : (position + 1) * repeats])
+            for position, key in enumerate(self.keys)
+        }
+        for task_index, input_index, key in self.pending:
+            if self.outcomes[task_index][input_index] is None:
+                self.outcomes[task_index][input_index] = ran[key]
+        fresh = {
+            key: aggregate.outcome_to_cache(outcome)
+            for key, outcome in ran.items()
+            if outcome.verdict not in aggregate.UNCACHEABLE
+        }
+        if fresh:
+            self.engine.cache.set_many(fresh)
+
+
 class EngineSettings(BaseModel):
     limits: Limits = Field(default_factory=Limits)
     sizes: SizeLimits = Field(default_factory=SizeLimits)
@@ -140,6 +222,7 @@ class Engine:
         program_findings: list[Finding | None] = []
         outcomes: list[list[InputOutcome | None]] = []
         pending: list[tuple[int, int, str]] = []  # (task index, input index, cache key)
+        runs = _ValidationRuns(self, tasks, outcomes, repeats, job_limits)
         for task in tasks:
             finding = self._check_program(task.program)
             if finding is None and not task.inputs:
@@ -165,8 +248,11 @@ class Engine:
                 )
                 pending.append((len(outcomes), index, key))
             outcomes.append(row)
-
-        self._run_validations(tasks, outcomes, pending, repeats, job_limits)
+            if len(pending) >= VALIDATION_SLICE:
+                runs.start(pending)  # the sandboxes start on these while the rest is checked
+                pending = []
+        runs.start(pending)
+        runs.finish()
 
         results: list[ValidateResult] = []
         for task, finding, row in zip(tasks, program_findings, outcomes, strict=True):
@@ -202,55 +288,6 @@ class Engine:
                 )
             )
         return results
-
-    def _run_validations(
-        self,
-        tasks: Sequence[ValidateTask],
-        outcomes: list[list[InputOutcome | None]],
-        pending: list[tuple[int, int, str]],
-        repeats: int,
-        job_limits: dict[str, Any],
-    ) -> None:
-        if not pending:
-            return
-        unique_keys = list(dict.fromkeys(key for _, _, key in pending))
-        cached = dict(zip(unique_keys, self.cache.get_many(unique_keys), strict=True))
-        to_run: dict[str, tuple[int, int]] = {}
-        for task_index, input_index, key in pending:
-            hit = cached.get(key)
-            if hit is not None:
-                outcomes[task_index][input_index] = aggregate.outcome_from_cache(hit)
-            elif key not in to_run:
-                to_run[key] = (task_index, input_index)
-
-        jobs: list[tuple[dict[str, Any], int]] = []
-        for task_index, input_index in to_run.values():
-            task = tasks[task_index]
-            base = self._next_lane()
-            job = {
-                "mode": "run",
-                "program": task.program,
-                "input": task.inputs[input_index],
-                "calls": 2,
-                "limits": job_limits,
-            }
-            jobs.extend((job, base + repeat) for repeat in range(repeats))
-        futures = [self._submit(job, lane) for job, lane in jobs]
-        results = self._results(futures, jobs)
-
-        ran: dict[str, InputOutcome] = {}
-        for position, key in enumerate(to_run):
-            ran[key] = aggregate.combine_repeats(results[position * repeats : (position + 1) * repeats])
-        for task_index, input_index, key in pending:
-            if outcomes[task_index][input_index] is None:
-                outcomes[task_index][input_index] = ran[key]
-        fresh = {
-            key: aggregate.outcome_to_cache(outcome)
-            for key, outcome in ran.items()
-            if outcome.verdict not in aggregate.UNCACHEABLE
-        }
-        if fresh:
-            self.cache.set_many(fresh)
 
     # ------------------------------------------------------------------ verify
     def verify(self, answers: Sequence[Answer], timeout_s: float | None = None) -> list[VerifyResult]:
