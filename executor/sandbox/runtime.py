@@ -2,32 +2,39 @@
 
 This file is self-contained and imports only the standard library, so the very same
 code runs in a local process tree (the embedded default) and inside a sandbox
-container (the Docker backend).  It is started as::
+container (the Docker backend).  It is started through ``launch.py``::
 
-    python3 -s -S -B runtime.py [--socket PATH]
+    python3 -s -S -B launch.py runtime.py [--socket PATH]
 
-and then serves length-prefixed JSON frames on stdin/stdout (or on one connection
-of a unix socket).  A request frame is ``{"jobs": [...]}``; the reply is
-``{"results": [...]}`` with one result per job, in order.
+and then serves length-prefixed frames on stdin/stdout (or on one connection of a
+unix socket).  A request frame is JSON, ``{"jobs": [...]}``; the reply is a results
+frame with one record per job, in order (``write_results`` / ``read_results``).
 
-Every job runs in a **fresh child process** forked from the zygote.  Before any
-untrusted code runs, the child:
+Every job runs in a **fresh child process** forked from the zygote.  The zygote
+compiles a batch's programs and expressions before its first fork, has already put
+stdin/stdout/stderr on ``/dev/null``, and moves each child into its own process group.
+Before any untrusted code runs, the child:
 
-* moves into its own process group and closes every inherited file descriptor
-  except a dedicated result pipe (stdin/stdout/stderr become ``/dev/null``);
+* closes every inherited file descriptor except a dedicated result pipe;
 * drops to an unprivileged uid/gid when the zygote runs as root;
 * sets rlimits on CPU time, address space, processes (no fork), open files,
   file size and core dumps;
 * loads a seccomp filter (x86-64) that denies sockets, fork/exec, signals to
   other processes, namespaces, mounts, ptrace, SysV/POSIX IPC and every file
   write;
-* installs a Python audit hook that refuses file access outside the standard
+* arms a Python audit hook that refuses file access outside the standard
   library, sockets, subprocesses, ``ctypes`` and signals, and records each
   attempt so the verdict becomes ``forbidden`` even if the program catches the
   error.
 
-The zygote enforces the wall-clock deadline itself and SIGKILLs the child's whole
-process group when it passes, then reaps it, so nothing is ever left behind.
+The zygote enforces the wall-clock deadline itself (a SIGALRM timer around its
+reads) and SIGKILLs the child's whole process group before reaping it, so nothing
+is ever left behind.
+
+Speed: every memory page a process writes after a fork costs a copy-on-write fault
+(several microseconds in a VM), and every page the zygote holds is copied into each
+child's page table and torn down at its exit. So the zygote stays small and does once
+what every child would otherwise repeat, and a child's own path is short.
 """
 
 from __future__ import annotations
