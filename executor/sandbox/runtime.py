@@ -95,17 +95,20 @@ def read_exact(stream, size: int) -> bytes | None:
     return b"".join(chunks)
 
 
-def read_frame(stream) -> dict | None:
+def read_frame_body(stream) -> bytes | None:
+    """One length-prefixed frame's bytes; None at end of stream."""
     header = read_exact(stream, FRAME_HEADER.size)
     if header is None:
         return None
     (size,) = FRAME_HEADER.unpack(header)
     if size > MAX_FRAME_BYTES:
         raise ValueError(f"frame of {size} bytes exceeds {MAX_FRAME_BYTES}")
-    body = read_exact(stream, size)
-    if body is None:
-        return None
-    return json.loads(body)
+    return read_exact(stream, size)
+
+
+def read_frame(stream) -> dict | None:
+    body = read_frame_body(stream)
+    return None if body is None else json.loads(body)
 
 
 def write_frame(stream, message: dict) -> None:
@@ -175,16 +178,8 @@ def write_results(stream, records: list[bytes]) -> None:
 
 def read_results(stream) -> list[dict] | None:
     """Decode one results frame (the caller's side). None at end of stream."""
-    header = read_exact(stream, FRAME_HEADER.size)
-    if header is None:
-        return None
-    (size,) = FRAME_HEADER.unpack(header)
-    if size > MAX_FRAME_BYTES:
-        raise ValueError(f"frame of {size} bytes exceeds {MAX_FRAME_BYTES}")
-    body = read_exact(stream, size)
-    if body is None:
-        return None
-    return decode_results(body)
+    body = read_frame_body(stream)
+    return None if body is None else decode_results(body)
 
 
 def decode_results(body: bytes) -> list[dict]:
