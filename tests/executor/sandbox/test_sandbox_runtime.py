@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import io
 import struct
+import subprocess
+from pathlib import Path
 
 import pytest
 
 from executor.engine import Engine
 from executor.sandbox import runtime
+from executor.sandbox.pool import LAUNCH_PATH, default_sandbox_python
 
 
 def _denied(program: bytes) -> set[int]:
@@ -83,6 +86,25 @@ def test_truncated_results_frame_is_an_error() -> None:
     body = runtime.encode_result(b"6:status2:ok", 1.0, 1, 1.0)[:-3]
     with pytest.raises(ValueError):
         runtime.decode_results(body)
+
+
+def test_launcher_runs_the_runtime_as_main_and_reports_a_file_it_cannot_compile(tmp_path: Path) -> None:
+    python = default_sandbox_python()
+    script = tmp_path / "probe.py"
+    script.write_text("import sys\nif __name__ == '__main__':\n    print(__file__, sys.argv[1:])\n")
+    done = subprocess.run(
+        [python, "-s", "-S", "-B", str(LAUNCH_PATH), str(script), "a", "b"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 0 and done.stdout.strip() == f"{script} ['a', 'b']", done
+    broken = tmp_path / "broken.py"
+    broken.write_text("def f(:\n")
+    done = subprocess.run(
+        [python, "-s", "-S", "-B", str(LAUNCH_PATH), str(broken)], capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode != 0 and "cannot compile" in done.stderr, done
 
 
 def test_oversized_frame_is_refused() -> None:
