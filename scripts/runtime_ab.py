@@ -1,0 +1,115 @@
+#!/usr/bin/env python3
+"""A/B test sandbox runtimes on the AZR seed workload: CPU and page faults per execution.
+
+    .venv/bin/python scripts/runtime_ab.py [--rounds 5] RUNTIME.py [RUNTIME.py ...]
+
+Each runtime file (default: this checkout's executor/sandbox/runtime.py) is started as
+one zygote through launch.py and fed the same seed jobs in batches of 16; the variants
+take turns, round after round, so that the VM's drift hits them alike. Printed per
+variant, as medians over the rounds: wall time and CPU time per execution (zygote plus
+its children, from /proc), and minor page faults per execution in the zygote and in its
+children. A variant must speak this checkout's frame protocol (results frames).
+
+Why: on a VM whose speed drifts by a third from minute to minute, only interleaved
+runs compare, and copy-on-write faults are the cost to watch (see runtime.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from executor import datasets  # noqa: E402
+from executor.sandbox import runtime  # noqa: E402
+from executor.sandbox.pool import LAUNCH_PATH, RUNTIME_PATH, default_sandbox_python  # noqa: E402
+
+LIMITS = {"timeout_s": 5.0, "cpu_s": 6, "memory_mb": 512}
+SLOW_MS = 50.0  # executions this long are the program's own work: left out
+
+
+def _stat(pid: int) -> list[int]:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    # minflt, cminflt, utime, stime, cutime, cstime
+    return [int(fields[index]) for index in (7, 8, 11, 12, 13, 14)]
+
+
+def measure(path: Path, jobs: list[dict], uid: int | None) -> dict[str, float]:
+    env = {"PYTHONHASHSEED": "7", "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
+    command = [default_sandbox_python(), "-s", "-S", "-B", str(LAUNCH_PATH), str(path)]
+    process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+    assert process.stdin is not None and process.stdout is not None
+    try:
+        runtime.write_frame(process.stdin, {"sandbox_uid": uid, "sandbox_gid": uid})
+        if runtime.read_frame(process.stdout) is None:
+            raise SystemExit(f"{path}: the zygote did not start")
+        runtime.write_frame(process.stdin, {"jobs": jobs[:32]})  # warm-up
+        runtime.read_results(process.stdout)
+        before, started = _stat(process.pid), time.perf_counter()
+        for start in range(0, len(jobs), 16):
+            runtime.write_frame(process.stdin, {"jobs": jobs[start : start + 16]})
+            if runtime.read_results(process.stdout) is None:
+                raise SystemExit(f"{path}: the zygote closed its channel")
+        elapsed, after = time.perf_counter() - started, _stat(process.pid)
+    finally:
+        process.stdin.close()
+        process.wait()
+    delta = [b - a for a, b in zip(before, after, strict=True)]
+    tick, count = os.sysconf("SC_CLK_TCK"), len(jobs)
+    return {
+        "wall_us": elapsed / count * 1e6,
+        "cpu_us": sum(delta[2:]) / tick / count * 1e6,
+        "zygote_faults": delta[0] / count,
+        "child_faults": delta[1] / count,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 2)[2])
+    parser.add_argument(
+        "runtimes", nargs="*", type=Path, help="runtime.py variants (default: this checkout's)"
+    )
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
+    args = parser.parse_args(argv)
+    variants = args.runtimes or [RUNTIME_PATH]
+    seeds = datasets.azr_seeds()
+    jobs = [
+        {"mode": "run", "program": s.program, "input": s.input, "calls": 2, "limits": LIMITS} for s in seeds
+    ]
+    # Leave out the seeds whose own work dominates (seed #224 builds 3.2 million strings).
+    with subprocess.Popen(
+        [default_sandbox_python(), "-s", "-S", "-B", str(LAUNCH_PATH), str(RUNTIME_PATH)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    ) as probe:
+        assert probe.stdin is not None and probe.stdout is not None
+        runtime.write_frame(probe.stdin, {})
+        runtime.read_frame(probe.stdout)
+        runtime.write_frame(probe.stdin, {"jobs": jobs})
+        timings = runtime.read_results(probe.stdout) or []
+        probe.stdin.close()
+    jobs = [job for job, result in zip(jobs, timings, strict=True) if result.get("wall_ms", 0.0) < SLOW_MS]
+    uid = 61000 if os.getuid() == 0 else None
+    print(f"{len(jobs)} seed jobs per round (executions over {SLOW_MS:g} ms left out), {args.rounds} rounds")
+    figures: dict[Path, list[dict[str, float]]] = {path: [] for path in variants}
+    for _ in range(args.rounds):
+        for path in variants:
+            figures[path].append(measure(path, jobs, uid))
+    for path, rounds in figures.items():
+        median = {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
+        print(
+            f"{str(path):60s} wall {median['wall_us']:6.0f} us  cpu {median['cpu_us']:6.0f} us  "
+            f"faults: zygote {median['zygote_faults']:4.0f}, child {median['child_faults']:4.0f}  per execution"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
