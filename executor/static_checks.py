@@ -181,6 +181,21 @@ def policy_finding(tree: ast.AST, policy: Policy) -> Finding | None:
     return None
 
 
+def policy_cannot_apply(source: str, policy: Policy) -> bool:
+    """True when no policy rule can fire on this program, judged from its text alone.
+
+    Every rule needs a word in the source: an import statement the keyword ``import``, a
+    forbidden name or attribute its own spelling, a computed attribute lookup the name of
+    ``getattr`` & co. Most programs contain none of them, and then the syntax tree need
+    not be walked. Only for ASCII text: identifiers are NFKC-normalised, so a non-ASCII
+    spelling (a fullwidth ``ｅval``) can parse as a forbidden name.
+    """
+    if not source.isascii() or "import" in source:
+        return False
+    words = (*policy.forbidden_names, *policy.forbidden_attributes, *ATTRIBUTE_FUNCTIONS)
+    return not any(word in source for word in words)
+
+
 def check_program(source: str, policy: Policy, sizes: SizeLimits) -> Finding | None:
     """Syntax, form and policy of a program. None means it passed."""
     if not source.strip():
@@ -192,7 +207,7 @@ def check_program(source: str, policy: Policy, sizes: SizeLimits) -> Finding | N
     if isinstance(tree, SyntaxError):
         return Finding(Verdict.SYNTAX_ERROR, _syntax_message(tree, "program"), tree.lineno)
     assert isinstance(tree, ast.Module)
-    finding = policy_finding(tree, policy)
+    finding = None if policy_cannot_apply(source, policy) else policy_finding(tree, policy)
     if finding:
         return finding
     defines_f = any(isinstance(node, ast.FunctionDef) and node.name == "f" for node in tree.body)

@@ -378,3 +378,23 @@ def test_a_conditional_module_binding_does_not_hide_a_forbidden_builtin() -> Non
     assert check_program(shadowed_param, policy, sizes) is None
     shadowed_top = "input = 3\ndef f(a):\n    return input + a\n"
     assert check_program(shadowed_top, policy, sizes) is None
+
+
+@pytest.mark.parametrize(
+    ("source", "skips"),
+    [
+        ("def f(a):\n    return sorted(a)[::-1]\n", True),
+        ("import math\ndef f(a):\n    return math.pi\n", False),  # imports are always checked
+        ("def f(a):\n    return a.__globals__\n", False),  # a forbidden attribute's spelling
+        ("def f(a):\n    return getattr(a, 'x')\n", False),  # attribute functions
+        ("def f(inputs):\n    return inputs\n", False),  # 'input' inside a word: walked, and passes
+        ("def f(a):\n    return '\u00e9' + a\n", False),  # non-ASCII: never judged from the text
+    ],
+)
+def test_policy_is_judged_from_the_text_only_when_no_rule_can_fire(source: str, skips: bool) -> None:
+    assert static_checks.policy_cannot_apply(source, Policy()) is skips
+
+
+def test_a_fullwidth_spelling_of_a_forbidden_name_is_still_caught() -> None:
+    # NFKC turns the fullwidth 'ｅval' into eval when the program is parsed.
+    assert program_verdict("def f():\n    return \uff45val('1')\n") == Verdict.FORBIDDEN
