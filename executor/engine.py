@@ -63,14 +63,14 @@ class _ValidationRuns:
         self.repeats = repeats
         self.job_limits = job_limits
         self.pending: list[tuple[int, int, str]] = []
-        self.keys: list[str] = []  # in submission order, `repeats` jobs each
+        self.keys: dict[str, None] = {}  # submitted cache keys, in order, `repeats` jobs each
         self.jobs: list[tuple[dict[str, Any], int]] = []
         self.futures: list[Future[dict[str, Any]]] = []
 
     def start(self, pending: list[tuple[int, int, str]]) -> None:
         if not pending:
             return
-        engine, started = self.engine, set(self.keys)
+        engine, started = self.engine, self.keys
         self.pending.extend(pending)
         unique_keys = [key for key in dict.fromkeys(key for _, _, key in pending) if key not in started]
         cached = dict(zip(unique_keys, engine.cache.get_many(unique_keys), strict=True))
@@ -93,7 +93,7 @@ class _ValidationRuns:
                 "limits": self.job_limits,
             }
             jobs.extend((job, base + repeat) for repeat in range(self.repeats))
-        self.keys.extend(to_run)
+        self.keys.update(dict.fromkeys(to_run))
         self.jobs.extend(jobs)
         self.futures.extend(engine._submit(job, lane) for job, lane in jobs)
 

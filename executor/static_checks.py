@@ -52,29 +52,29 @@ def _bound_names(body: Sequence[ast.AST], params: ast.arguments | None = None) -
         for arg in [*params.posonlyargs, *params.args, *params.kwonlyargs, params.vararg, params.kwarg]:
             if arg is not None:
                 bound.add(arg.arg)
-    # One walk over the body. Bindings count only outside nested scopes (functions,
-    # classes, lambdas); `global eval` / `nonlocal eval` anywhere below make the name
-    # refer outward again, so it is no local binding.
-    declared_outward: set[str] = set()
-    stack: list[tuple[ast.AST, bool]] = [(node, False) for node in body]
+    stack: list[ast.AST] = list(body)
     while stack:
-        node, nested = stack.pop()
-        if isinstance(node, (ast.Global, ast.Nonlocal)):
-            declared_outward.update(node.names)
-        elif nested:
-            pass
-        elif isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+        node = stack.pop()
+        if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
             bound.add(node.id)
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             bound.add(node.name)
-            nested = True
+            continue
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
             bound.update((a.asname or a.name).split(".")[0] for a in node.names)
         elif isinstance(node, ast.ExceptHandler) and node.name:
             bound.add(node.name)
         elif isinstance(node, ast.Lambda):
-            nested = True
-        stack.extend((child, nested) for child in _children(node))
+            continue
+        stack.extend(ast.iter_child_nodes(node))
+    # `global eval` / `nonlocal eval` make the name refer outward again: not a local binding.
+    declared_outward = {
+        name
+        for top in body
+        for node in ast.walk(top)
+        if isinstance(node, (ast.Global, ast.Nonlocal))
+        for name in node.names
+    }
     return bound - declared_outward
 
 
@@ -151,12 +151,16 @@ def _node_problem(
     return None
 
 
-def policy_finding(tree: ast.AST, policy: Policy) -> Finding | None:
+def policy_finding(tree: ast.AST, policy: Policy, source: str | None = None) -> Finding | None:
     """The first policy violation in source order (a depth-first walk), or None.
 
     Names are resolved with scope: a forbidden builtin's name is fine where a function's
     own scope (or an enclosing one, or an unconditional module-level binding) binds it.
+    Given the ``source`` the tree was parsed from, the walk is skipped when that text
+    shows no rule can fire (`policy_cannot_apply`).
     """
+    if source is not None and policy_cannot_apply(source, policy):
+        return None
     names, attributes = set(policy.forbidden_names), set(policy.forbidden_attributes)
     scopes: list[set[str]] = []
     stack: list[ast.AST] = [tree]
@@ -207,7 +211,7 @@ def check_program(source: str, policy: Policy, sizes: SizeLimits) -> Finding | N
     if isinstance(tree, SyntaxError):
         return Finding(Verdict.SYNTAX_ERROR, _syntax_message(tree, "program"), tree.lineno)
     assert isinstance(tree, ast.Module)
-    finding = None if policy_cannot_apply(source, policy) else policy_finding(tree, policy)
+    finding = policy_finding(tree, policy, source)
     if finding:
         return finding
     defines_f = any(isinstance(node, ast.FunctionDef) and node.name == "f" for node in tree.body)
@@ -244,7 +248,7 @@ def check_arguments(text: str, policy: Policy, max_chars: int, what: str = "inpu
             "call early or adds other expressions is not allowed",
         )
     for node in [*call.args, *call.keywords]:
-        finding = policy_finding(node, policy)
+        finding = policy_finding(node, policy, text)
         if finding:
             return finding
     return None
@@ -260,4 +264,4 @@ def check_expression(text: str, policy: Policy, max_chars: int, what: str = "ans
     tree = _parse(text.strip(), "eval", f"<{what}>")
     if isinstance(tree, SyntaxError):
         return Finding(Verdict.INVALID_INPUT, f"the {what} is not a single Python expression: {tree.msg}")
-    return policy_finding(tree, policy)
+    return policy_finding(tree, policy, text)

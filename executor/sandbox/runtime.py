@@ -197,8 +197,8 @@ def decode_results(body: bytes) -> list[dict]:
         try:
             result = decode_fields(payload)
         except ValueError:
-            result = None
-        if not isinstance(result, dict) or not isinstance(result.get("status"), str):
+            result = {}
+        if not isinstance(result.get("status"), str):
             result = {"status": "runtime_error", "detail": "the program corrupted its result channel"}
         result["wall_ms"] = round(wall_ms, 3)
         result["maxrss_kb"] = maxrss_kb
@@ -443,7 +443,6 @@ class Seccomp:
         # The child's call, prepared here: a foreign function without argument converters
         # and its arguments as ready ctypes values, so a child spends one plain call on it.
         attach = ctypes.CFUNCTYPE(ctypes.c_int, use_errno=True)(("prctl", self._libc))
-        attach.restype = ctypes.c_int
         address = ctypes.addressof(self._programs["child"][1])
         zero = ctypes.c_ulong(0)
         self._child_attach = (
@@ -1009,17 +1008,14 @@ class Prepared:
     batch, before the first fork, so the children (and the zygote between forks) touch as
     few memory pages as they can: each page written after a fork costs a copy-on-write fault."""
 
-    __slots__ = ("job", "code", "codes", "rlimits", "timeout", "error")
+    __slots__ = ("job", "code", "codes", "rlimits", "timeout")
 
-    def __init__(
-        self, job: dict, code, codes: dict, rlimits: tuple, timeout: float, error: dict | None
-    ) -> None:
+    def __init__(self, job: dict, code, codes: dict, rlimits: tuple, timeout: float) -> None:
         self.job = job
         self.code = code
         self.codes = codes
         self.rlimits = rlimits
         self.timeout = timeout
-        self.error = error
 
 
 def job_rlimits(job_limits: dict, child_uid: int) -> tuple:
@@ -1118,9 +1114,7 @@ class Zygote:
         self.seccomp = Seccomp()
         if os.getuid() == 0:
             os.setgroups([])
-        self.child_uid = (
-            os.getuid() if config.sandbox_uid is None or os.getuid() != 0 else int(config.sandbox_uid)
-        )
+        self.child_uid = config.drop_to[1] if config.drop_to is not None else os.getuid()
         prefixes = {os.path.realpath(p) for p in sys.path if p and os.path.isdir(p)}
         prefixes |= {os.path.realpath(os.path.dirname(os.__file__))}
         script_dir = os.path.realpath(os.path.dirname(__file__))
@@ -1177,9 +1171,10 @@ class Zygote:
             "sandbox_uid": self.config.sandbox_uid,
         }
 
-    def prepare(self, job: dict, programs: dict) -> Prepared:
+    def prepare(self, job: dict, programs: dict) -> Prepared | bytes:
         """Compile one job's program (once per batch: ``programs`` maps source to code)
-        and expressions. Nothing compiled outlives its batch: a cache across batches
+        and expressions; a program that does not compile is its result record at once.
+        Nothing compiled outlives its batch: a cache across batches
         would keep megabytes resident that every fork copies and every exit tears down."""
         limits = job.get("limits") or {}
         timeout = float(limits.get("timeout_s", 5.0))
@@ -1190,15 +1185,11 @@ class Zygote:
             if code is None:
                 code = programs[program] = compile_program(program)
         if isinstance(code, dict):
-            return Prepared(job, None, {}, (), timeout, code)
-        return Prepared(
-            job, code, compile_expressions(job), job_rlimits(limits, self.child_uid), timeout, None
-        )
+            return encode_result(encode_fields(code))  # the program does not compile: no child
+        return Prepared(job, code, compile_expressions(job), job_rlimits(limits, self.child_uid), timeout)
 
     def run(self, prepared: Prepared) -> bytes:
         """Fork a child for one prepared job; the encoded result record."""
-        if prepared.error is not None:
-            return encode_result(encode_fields(prepared.error))
         marker = RESULT_MARKER + os.urandom(16).hex().encode() + b"\n"
         read_fd, write_fd = os.pipe()
         started = time.monotonic()
