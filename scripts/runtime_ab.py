@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
 """A/B test sandbox runtimes on the AZR seed workload: CPU and page faults per execution.
 
-    .venv/bin/python scripts/runtime_ab.py [--rounds 5] RUNTIME.py [RUNTIME.py ...]
+    .venv/bin/python scripts/runtime_ab.py [--rounds 5] [--tiny] [RUNTIME.py[@c|@python] ...]
 
-Each runtime file (default: this checkout's executor/sandbox/runtime.py) is started as
-one zygote through launch.py and fed the same seed jobs in batches of 16; the variants
+Each variant, a runtime file and how its zygote forks (``@c``: the C loop of
+executor/sandbox/spawn.c, built for the sandbox interpreter; ``@python``: in Python;
+default: this checkout's runtime.py both ways), is started as one zygote through
+launch.py and fed the same seed jobs (or, with ``--tiny``, a one-line program) in
+batches of 16; the variants
 take turns, round after round, so that the VM's drift hits them alike. Printed per
 variant, as medians over the rounds: wall time and CPU time per execution (zygote plus
 its children, from /proc), and minor page faults per execution in the zygote and in its
@@ -28,7 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from executor import datasets  # noqa: E402
-from executor.sandbox import runtime  # noqa: E402
+from executor.sandbox import native, runtime  # noqa: E402
 from executor.sandbox.pool import LAUNCH_PATH, RUNTIME_PATH, default_sandbox_python  # noqa: E402
 
 LIMITS = {"timeout_s": 5.0, "cpu_s": 6, "memory_mb": 512}
@@ -41,13 +44,18 @@ def _stat(pid: int) -> list[int]:
     return [int(fields[index]) for index in (7, 8, 11, 12, 13, 14)]
 
 
-def measure(path: Path, jobs: list[dict], uid: int | None) -> dict[str, float]:
+def measure(variant: str, jobs: list[dict], uid: int | None) -> dict[str, float]:
+    path, _, spawn = variant.partition("@")
+    helper = native.spawn_helper(default_sandbox_python()) if spawn == "c" else None
+    if spawn == "c" and helper is None:
+        raise SystemExit("the C fork loop could not be built here (see the log)")
     env = {"PYTHONHASHSEED": "7", "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
-    command = [default_sandbox_python(), "-s", "-S", "-B", str(LAUNCH_PATH), str(path)]
+    command = [default_sandbox_python(), "-s", "-S", "-B", str(LAUNCH_PATH), path]
     process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
     assert process.stdin is not None and process.stdout is not None
     try:
-        runtime.write_frame(process.stdin, {"sandbox_uid": uid, "sandbox_gid": uid})
+        hello = {"sandbox_uid": uid, "sandbox_gid": uid, "spawn_helper": helper}
+        runtime.write_frame(process.stdin, hello)
         if runtime.read_frame(process.stdout) is None:
             raise SystemExit(f"{path}: the zygote did not start")
         runtime.write_frame(process.stdin, {"jobs": jobs[:32]})  # warm-up
@@ -74,15 +82,26 @@ def measure(path: Path, jobs: list[dict], uid: int | None) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 2)[2])
     parser.add_argument(
-        "runtimes", nargs="*", type=Path, help="runtime.py variants (default: this checkout's)"
+        "variants",
+        nargs="*",
+        help="RUNTIME.py[@c|@python] (default: this checkout's runtime.py, @c and @python)",
     )
+    parser.add_argument("--tiny", action="store_true", help="a one-line program instead of the seeds")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
     args = parser.parse_args(argv)
-    variants = args.runtimes or [RUNTIME_PATH]
-    seeds = datasets.azr_seeds()
-    jobs = [
-        {"mode": "run", "program": s.program, "input": s.input, "calls": 2, "limits": LIMITS} for s in seeds
-    ]
+    variants = args.variants or [f"{RUNTIME_PATH}@c", f"{RUNTIME_PATH}@python"]
+    variants = [v if "@" in v else f"{v}@python" for v in variants]
+    if args.tiny:
+        program = "def f(a):\n    return a"
+        jobs = [
+            {"mode": "run", "program": f"{program}  # {i}", "input": "[1, 2]", "calls": 2, "limits": LIMITS}
+            for i in range(800)
+        ]
+    else:
+        jobs = [
+            {"mode": "run", "program": s.program, "input": s.input, "calls": 2, "limits": LIMITS}
+            for s in datasets.azr_seeds()
+        ]
     # Leave out the seeds whose own work dominates (seed #224 builds 3.2 million strings).
     with subprocess.Popen(
         [default_sandbox_python(), "-s", "-S", "-B", str(LAUNCH_PATH), str(RUNTIME_PATH)],
@@ -97,15 +116,15 @@ def main(argv: list[str] | None = None) -> int:
         probe.stdin.close()
     jobs = [job for job, result in zip(jobs, timings, strict=True) if result.get("wall_ms", 0.0) < SLOW_MS]
     uid = 61000 if os.getuid() == 0 else None
-    print(f"{len(jobs)} seed jobs per round (executions over {SLOW_MS:g} ms left out), {args.rounds} rounds")
-    figures: dict[Path, list[dict[str, float]]] = {path: [] for path in variants}
+    print(f"{len(jobs)} jobs per round (executions over {SLOW_MS:g} ms left out), {args.rounds} rounds")
+    figures: dict[str, list[dict[str, float]]] = {variant: [] for variant in variants}
     for _ in range(args.rounds):
-        for path in variants:
-            figures[path].append(measure(path, jobs, uid))
-    for path, rounds in figures.items():
+        for variant in variants:
+            figures[variant].append(measure(variant, jobs, uid))
+    for variant, rounds in figures.items():
         median = {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
         print(
-            f"{str(path):60s} wall {median['wall_us']:6.0f} us  cpu {median['cpu_us']:6.0f} us  "
+            f"{variant:60s} wall {median['wall_us']:6.0f} us  cpu {median['cpu_us']:6.0f} us  "
             f"faults: zygote {median['zygote_faults']:4.0f}, child {median['child_faults']:4.0f}  per execution"
         )
     return 0

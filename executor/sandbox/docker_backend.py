@@ -44,7 +44,15 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from executor.sandbox.pool import LAUNCH_PATH, RUNTIME_PATH, ChannelFactory, PoolConfig, SandboxPool
+from executor.sandbox import native
+from executor.sandbox.pool import (
+    LAUNCH_PATH,
+    RUNTIME_PATH,
+    ZYGOTE_ENVIRONMENT,
+    ChannelFactory,
+    PoolConfig,
+    SandboxPool,
+)
 
 log = logging.getLogger(__name__)
 
@@ -61,9 +69,16 @@ DEFAULT_IMAGE = "azr/sandbox:latest"
 LABEL_RUNTIME_SHA = "azr.runtime.sha256"
 
 
+# The C fork loop, compiled from spawn.c by the image build (sandbox/Dockerfile).
+IMAGE_SPAWN_HELPER = "/opt/azr/_azr_spawn.so"
+
+
 def runtime_sha256() -> str:
-    """The sha256 of this checkout's runtime.py followed by launch.py (the build labels the image with it)."""
-    return hashlib.sha256(RUNTIME_PATH.read_bytes() + LAUNCH_PATH.read_bytes()).hexdigest()
+    """The sha256 of this checkout's runtime.py, launch.py and spawn.c, in that order
+    (sandbox_images/build labels the image with it)."""
+    return hashlib.sha256(
+        RUNTIME_PATH.read_bytes() + LAUNCH_PATH.read_bytes() + native.SOURCE.read_bytes()
+    ).hexdigest()
 
 
 def image_runtime_status(client: Any, image: str) -> tuple[bool, str]:
@@ -317,7 +332,7 @@ class DockerZygoteChannel:
                 detach=True,
                 auto_remove=True,
                 labels=_owner_labels(config) | {LABEL_SLOT: str(slot)},
-                environment={"PYTHONHASHSEED": str(hash_seed), "LANG": "C.UTF-8", "PATH": "/usr/bin"},
+                environment={"PYTHONHASHSEED": str(hash_seed), **ZYGOTE_ENVIRONMENT, "PATH": "/usr/bin"},
                 user="0:0",
                 network_mode="none",
                 ipc_mode="none",
@@ -516,6 +531,9 @@ class DockerSandboxPool(SandboxPool):
         self, config: PoolConfig | None = None, docker_config: DockerSandboxConfig | None = None
     ) -> None:
         self.docker_factory = DockerChannelFactory(docker_config)
+        config = config or PoolConfig()
+        if config.spawn_helper is None:  # the image's own build, not this host's
+            config.spawn_helper = IMAGE_SPAWN_HELPER if native.enabled() else ""
         super().__init__(config, cast(ChannelFactory, self.docker_factory))
         self._atexit_registered = False
 

@@ -422,6 +422,10 @@ class Seccomp:
         except OSError as exc:  # pragma: no cover - libc always loads on Linux
             self.reason = str(exc)
 
+    def program(self, stage: str) -> bytes:
+        """The raw filter of one stage (for the C loop, which attaches it itself)."""
+        return self._programs[stage][0].raw
+
     def _attach(self, stage: str) -> None:
         if self._prctl(22, 2, ctypes.addressof(self._programs[stage][1]), 0, 0) != 0:  # PR_SET_SECCOMP
             raise OSError(ctypes.get_errno(), f"PR_SET_SECCOMP ({stage}) failed")
@@ -995,6 +999,7 @@ class ZygoteConfig:
         self.max_print_chars = int(message.get("max_print_chars", 1_000_000))
         self.sandbox_uid = message.get("sandbox_uid")
         self.sandbox_gid = message.get("sandbox_gid")
+        self.spawn_helper: str | None = message.get("spawn_helper")
         # What a child drops to: (gid, uid), or None to keep the zygote's (not root, or no uid given).
         self.drop_to: tuple[int, int] | None = None
         if self.sandbox_uid is not None and os.getuid() == 0:
@@ -1033,10 +1038,34 @@ def job_rlimits(job_limits: dict, child_uid: int) -> tuple:
     return tuple((which, (value, value)) for which, value in values)
 
 
+def _child_payload(prepared: Prepared, config: ZygoteConfig) -> bytes:
+    """In the confined child: run the job and return its encoded result.
+
+    Shared by both ways of starting a child (``_child_main`` here, or the C loop of
+    ``spawn.c``, which calls this after confining the child itself)."""
+    writer = _CHILD_WRITER[0]  # made by the zygote; this child's copy starts at zero
+    sys.stderr = writer  # (sys.stdout already is it; the zygote keeps its own stderr)
+    sys.audit(_ARM_EVENT)
+    result = _run_in_child(prepared, config)
+    violations: list[str] = []
+    sys.audit(_COLLECT_EVENT, violations)
+    if violations:
+        result = {
+            "status": "forbidden",
+            "detail": "the program attempted a forbidden operation at run time: " + "; ".join(violations[:5]),
+        }
+    elif writer.flooded and result.get("status") in ("ok", "runtime_error", "wrong"):
+        result = {
+            "status": "output_limit",
+            "detail": f"the program printed more than {config.max_print_chars} characters",
+        }
+    return encode_fields(result)
+
+
 def _child_main(
     prepared: Prepared, result_fd: int, marker: bytes, config: ZygoteConfig, seccomp: Seccomp
 ) -> None:
-    """Runs in the forked child. Never returns.
+    """Runs in the forked child (the pure-Python path). Never returns.
 
     The zygote already made everything a child shares (stdin/stdout/stderr on
     ``/dev/null``, working directory ``/``, signal dispositions, niceness); what is left
@@ -1062,24 +1091,7 @@ def _child_main(
             except (ValueError, OSError):
                 pass
         seccomp.load()
-        writer = _CHILD_WRITER[0]  # made by the zygote; this child's copy starts at zero
-        sys.stderr = writer  # (sys.stdout already is it; the zygote keeps its own stderr)
-        sys.audit(_ARM_EVENT)
-        result = _run_in_child(prepared, config)
-        violations: list[str] = []
-        sys.audit(_COLLECT_EVENT, violations)
-        if violations:
-            result = {
-                "status": "forbidden",
-                "detail": "the program attempted a forbidden operation at run time: "
-                + "; ".join(violations[:5]),
-            }
-        elif writer.flooded and result.get("status") in ("ok", "runtime_error", "wrong"):
-            result = {
-                "status": "output_limit",
-                "detail": f"the program printed more than {config.max_print_chars} characters",
-            }
-        payload = marker + encode_fields(result)
+        payload = marker + _child_payload(prepared, config)
         view = memoryview(payload)
         while view:
             written = write(result_fd, view)
@@ -1108,9 +1120,32 @@ def _on_alarm(signum, frame) -> None:
         raise _Deadline
 
 
+class _ExtensionSpec:
+    """The two attributes ``_imp.create_dynamic`` reads: no importlib machinery needed."""
+
+    def __init__(self, name: str, origin: str) -> None:
+        self.name = name
+        self.origin = origin
+
+
+def load_spawn_helper(path: str | None):
+    """The compiled ``_azr_spawn`` module (spawn.c) at ``path``, or None to fork in
+    Python: no path given, no such file (a container without the helper), or a build
+    this interpreter cannot load. Either way the verdicts are the same."""
+    if not path or not os.path.isfile(path):
+        return None
+    import _imp
+
+    try:
+        return _imp.create_dynamic(_ExtensionSpec("_azr_spawn", path))  # type: ignore[arg-type]
+    except (ImportError, OSError):
+        return None
+
+
 class Zygote:
     def __init__(self, config: ZygoteConfig) -> None:
         self.config = config
+        self.spawn = load_spawn_helper(config.spawn_helper)
         self.seccomp = Seccomp()
         if os.getuid() == 0:
             os.setgroups([])
@@ -1169,6 +1204,7 @@ class Zygote:
             "seccomp_mode": self.seccomp.mode,
             "uid": os.getuid(),
             "sandbox_uid": self.config.sandbox_uid,
+            "spawn": "c" if self.spawn is not None else "python",
         }
 
     def prepare(self, job: dict, programs: dict) -> Prepared | bytes:
@@ -1215,6 +1251,45 @@ class Zygote:
         else:
             payload = encode_fields(self._interpret(data, marker, wait_status, timed_out, prepared.timeout))
         return encode_result(payload, wall_ms, usage.ru_maxrss, cpu_ms)
+
+    def run_batch(self, batch: list[Prepared]) -> list[bytes]:
+        """Fork a child for each prepared job through the C loop (spawn.c); the encoded
+        result records, in order. Same confinement, deadline and verdicts as ``run``."""
+        config, seccomp = self.config, self.seccomp
+        if not seccomp.available:
+            seccomp_filter, no_new_privs = None, False
+        elif Seccomp._zygote_stage_loaded:
+            seccomp_filter, no_new_privs = seccomp.program("child"), False
+        else:
+            seccomp_filter, no_new_privs = seccomp.program("full"), True
+        jobs = [(p.timeout, tuple((which, limit[0]) for which, limit in p.rlimits)) for p in batch]
+
+        def child(index: int) -> bytes:
+            return _child_payload(batch[index], config)
+
+        outcomes = self.spawn.run_batch(
+            jobs,
+            child,
+            config.drop_to,
+            seccomp_filter,
+            no_new_privs,
+            RESULT_MARKER,
+            config.max_output_chars * 8 + 65536,
+        )
+        records = []
+        for prepared, (kind, data, wait_status, wall_ms, maxrss_kb, cpu_ms) in zip(
+            batch, outcomes, strict=True
+        ):
+            if kind == 0:
+                payload = data
+            elif kind == 3:
+                detail = f"the zygote could not start a child: {data.decode(errors='replace')}"
+                payload = encode_fields({"status": "sandbox_error", "detail": detail})
+            else:
+                result = self._interpret(data, b"", wait_status, kind == 1, prepared.timeout)
+                payload = encode_fields(result)
+            records.append(encode_result(payload, wall_ms, int(maxrss_kb), cpu_ms))
+        return records
 
     def _collect(self, pid: int, read_fd: int, timeout: float) -> tuple[bytes, bool]:
         """Read the child's result until EOF and wait for it to exit (without reaping it),
@@ -1301,14 +1376,24 @@ def serve(reader, writer) -> None:
                 batch.append(zygote.prepare(job, programs))
             except Exception as exc:  # noqa: BLE001 - a malformed job: report it, keep serving
                 batch.append(_sandbox_error(exc))
-        for item in batch:
-            if isinstance(item, bytes):
-                records.append(item)
-                continue
+        if zygote.spawn is not None:
+            prepared = [item for item in batch if not isinstance(item, bytes)]
             try:
-                records.append(zygote.run(item))
+                spawned = iter(zygote.run_batch(prepared))
+                records = [item if isinstance(item, bytes) else next(spawned) for item in batch]
             except Exception as exc:  # noqa: BLE001 - report, keep serving
-                records.append(_sandbox_error(exc))
+                error = _sandbox_error(exc)
+                records = [item if isinstance(item, bytes) else error for item in batch]
+            del prepared
+        else:
+            for item in batch:
+                if isinstance(item, bytes):
+                    records.append(item)
+                    continue
+                try:
+                    records.append(zygote.run(item))
+                except Exception as exc:  # noqa: BLE001 - report, keep serving
+                    records.append(_sandbox_error(exc))
         del batch, programs
         write_results(writer, records)
 

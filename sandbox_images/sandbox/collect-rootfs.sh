@@ -43,9 +43,10 @@ nogroup:x:65534:
 G
 : >"$out/etc/shadow"; chmod 0600 "$out/etc/shadow"
 cp /etc/ld.so.cache "$out/etc/" 2>/dev/null || true
-cp /opt/azr/runtime.py /opt/azr/launch.py "$out/opt/azr/"
-chmod 0444 "$out/opt/azr/runtime.py" "$out/opt/azr/launch.py"
+cp /opt/azr/runtime.py /opt/azr/launch.py /opt/azr/_azr_spawn.so "$out/opt/azr/"
+chmod 0444 "$out/opt/azr/runtime.py" "$out/opt/azr/launch.py" "$out/opt/azr/_azr_spawn.so"
 chmod 0755 "$out/opt/azr"; chmod 0700 "$out/run/azr"; chmod 1777 "$out/tmp"
 
 # Smoke test inside the collected tree: everything the runtime imports must load.
 chroot "$out" /usr/bin/python3 -s -S -B -c "import ctypes, json, resource, select, socket, struct; ctypes.CDLL(None).prctl"
+chroot "$out" /usr/bin/python3 -s -S -B -c "import sys; sys.path.insert(0, '/opt/azr'); import _azr_spawn; _azr_spawn.run_batch"
