@@ -40,6 +40,23 @@ log = logging.getLogger(__name__)
 # to the sandboxes, so they run while the rest of the batch is still being checked.
 VALIDATION_SLICE = 64
 
+# A validate call with more executions than this many per sandbox zygote runs each
+# input's later repeats only once its first run has passed. A first run that fails (an
+# exception, a timeout, an output over the limit) decides the input's verdict on its own
+# (`aggregate.combine_repeats` reports the first failing run), so repeating it would only
+# burn sandbox time: a whole timeout again, for a program that loops. Smaller calls start
+# every repeat at once, for the lowest latency.
+STAGE_REPEATS_ABOVE = 2
+_SKIPPED = "skipped"  # the status of a repeat that was not needed
+
+
+def _forward(target: Future[dict[str, Any]], source: Future[dict[str, Any]]) -> None:
+    error = source.exception()
+    if error is not None:
+        target.set_exception(error)
+    else:
+        target.set_result(source.result())
+
 
 class _ValidationRuns:
     """The executions of one `Engine.validate` call, started slice by slice, finished together.
@@ -62,6 +79,8 @@ class _ValidationRuns:
         self.outcomes = outcomes
         self.repeats = repeats
         self.job_limits = job_limits
+        executions = sum(len(task.inputs) for task in tasks) * repeats
+        self.staged = repeats > 1 and executions > STAGE_REPEATS_ABOVE * engine.pool.size
         self.pending: list[tuple[int, int, str]] = []
         self.keys: dict[str, None] = {}  # submitted cache keys, in order, `repeats` jobs each
         self.jobs: list[tuple[dict[str, Any], int]] = []
@@ -92,10 +111,32 @@ class _ValidationRuns:
                 "calls": 2,
                 "limits": self.job_limits,
             }
-            jobs.extend((job, base + repeat) for repeat in range(self.repeats))
+            lanes = [base + repeat for repeat in range(self.repeats)]
+            jobs.extend((job, lane) for lane in lanes)
+            if self.staged:
+                self.futures.extend(self._staged(job, lanes))
+            else:
+                self.futures.extend(engine._submit(job, lane) for lane in lanes)
         self.keys.update(dict.fromkeys(to_run))
         self.jobs.extend(jobs)
-        self.futures.extend(engine._submit(job, lane) for job, lane in jobs)
+
+    def _staged(self, job: dict[str, Any], lanes: list[int]) -> list[Future[dict[str, Any]]]:
+        """The first run now; the later repeats when it has passed (or hit a sandbox error,
+        which is retried and must not decide anything), else they are marked skipped."""
+        engine = self.engine
+        first = engine._submit(job, lanes[0])
+        later: list[Future[dict[str, Any]]] = [Future() for _ in lanes[1:]]
+
+        def after_first(done: Future[dict[str, Any]]) -> None:
+            status = "sandbox_error" if done.exception() is not None else done.result().get("status")
+            for lane, waiting in zip(lanes[1:], later, strict=True):
+                if status in ("ok", "sandbox_error"):
+                    engine._submit(job, lane).add_done_callback(functools.partial(_forward, waiting))
+                else:
+                    waiting.set_result({"status": _SKIPPED})
+
+        first.add_done_callback(after_first)
+        return [first, *later]
 
     def finish(self) -> None:
         if not self.futures:
@@ -103,7 +144,13 @@ class _ValidationRuns:
         results = self.engine._results(self.futures, self.jobs)
         repeats = self.repeats
         ran = {
-            key: aggregate.combine_repeats(results[position * repeats : (position + 1) * repeats])
+            key: aggregate.combine_repeats(
+                [
+                    r
+                    for r in results[position * repeats : (position + 1) * repeats]
+                    if r.get("status") != _SKIPPED
+                ]
+            )
             for position, key in enumerate(self.keys)
         }
         for task_index, input_index, key in self.pending:

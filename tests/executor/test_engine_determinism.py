@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from executor_helpers import validate_one
 
+import executor.engine as engine_module
 from executor.engine import Engine
-from executor.verdicts import Verdict
+from executor.verdicts import ValidateTask, Verdict
 
 WORDS = "[" + ", ".join(repr(f"w{i:02d}x") for i in range(40)) + "]"
 
@@ -90,3 +93,54 @@ def test_value_equal_outputs_are_ok(engine: Engine, name: str) -> None:
 def test_repeats_run_in_processes_with_different_hash_seeds(engine: Engine) -> None:
     seeds = {info["hash_seed_probe"] for info in engine.pool.zygote_info()}
     assert len(seeds) == engine.settings.lanes
+
+
+def _staging_batch(tag: str) -> list[ValidateTask]:
+    """Passing, failing and nondeterministic tasks, fresh to the cache (tagged)."""
+    kinds = [
+        ("ok", "def f(a):\n    return a * 2"),
+        ("raises", "def f(a):\n    return a // 0"),
+        ("output", "def f(a):\n    return 'x' * 10 ** 7"),
+        ("hash", "def f(a):\n    return list({'apple', 'kiwi', 'fig', 'plum', 'pear', 'lime'})"),
+    ]
+    return [
+        ValidateTask(f"{name}-{i}", f"{program}  # {tag} {i}", [str(i)])
+        for i in range(6)
+        for name, program in kinds
+    ]
+
+
+def test_a_big_call_repeats_only_the_inputs_whose_first_run_passed(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Same verdicts as running every repeat at once; failing first runs are not repeated."""
+    tasks = _staging_batch(uuid.uuid4().hex)
+    before = engine.pool.executions
+    staged = engine.validate(tasks, repeats=2)
+    staged_executions = engine.pool.executions - before
+
+    monkeypatch.setattr(engine_module, "STAGE_REPEATS_ABOVE", 10**9)
+    tasks_again = _staging_batch(uuid.uuid4().hex)
+    before = engine.pool.executions
+    at_once = engine.validate(tasks_again, repeats=2)
+    at_once_executions = engine.pool.executions - before
+
+    assert [r.verdict for r in staged] == [r.verdict for r in at_once]
+    verdicts = {r.id.split("-")[0]: r.verdict for r in staged}
+    assert verdicts == {
+        "ok": Verdict.OK,
+        "raises": Verdict.RUNTIME_ERROR,
+        "output": Verdict.OUTPUT_LIMIT,
+        "hash": Verdict.NONDETERMINISTIC,
+    }
+    assert at_once_executions == 2 * len(tasks)
+    assert staged_executions == 2 * len(tasks) - 12  # the 6 raising and 6 oversized: one run each
+
+
+def test_a_small_call_starts_every_repeat_at_once(engine: Engine) -> None:
+    """Two tasks of two repeats fit the pool: all four runs start together (no staging)."""
+    from executor.engine import _ValidationRuns
+
+    tasks = [ValidateTask(f"t{i}", f"def f(a):\n    return a  # {uuid.uuid4().hex}", ["1"]) for i in range(2)]
+    assert not _ValidationRuns(engine, tasks, [], 2, {}).staged
+    assert _ValidationRuns(engine, tasks * 5, [], 2, {}).staged
