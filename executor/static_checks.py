@@ -117,7 +117,11 @@ _LEAVE_SCOPE = ast.AST()  # a marker on the walk's stack: the scope opened by a 
 
 
 def _node_problem(
-    node: ast.AST, policy: Policy, names: set[str], attributes: set[str], scopes: list[set[str]]
+    node: ast.AST,
+    policy: Policy,
+    names: set[str],
+    attributes: set[str],
+    scopes: Sequence[set[str] | _FunctionScope],
 ) -> str | None:
     """What the policy says about this one node (its children are checked separately)."""
     if isinstance(node, ast.Name):
@@ -151,6 +155,23 @@ def _node_problem(
     return None
 
 
+class _FunctionScope:
+    """A function's own bindings, computed only when a forbidden name is met inside it
+    (rarely: most programs never use one, and most functions never need the walk)."""
+
+    __slots__ = ("node", "_names")
+
+    def __init__(self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> None:
+        self.node = node
+        self._names: set[str] | None = None
+
+    def __contains__(self, name: str) -> bool:
+        if self._names is None:
+            body = self.node.body if isinstance(self.node.body, list) else [self.node.body]
+            self._names = _bound_names(body, self.node.args)
+        return name in self._names
+
+
 def policy_finding(tree: ast.AST, policy: Policy, source: str | None = None) -> Finding | None:
     """The first policy violation in source order (a depth-first walk), or None.
 
@@ -162,7 +183,7 @@ def policy_finding(tree: ast.AST, policy: Policy, source: str | None = None) -> 
     if source is not None and policy_cannot_apply(source, policy):
         return None
     names, attributes = set(policy.forbidden_names), set(policy.forbidden_attributes)
-    scopes: list[set[str]] = []
+    scopes: list[set[str] | _FunctionScope] = []
     stack: list[ast.AST] = [tree]
     while stack:
         node = stack.pop()
@@ -173,8 +194,7 @@ def policy_finding(tree: ast.AST, policy: Policy, source: str | None = None) -> 
             scopes.append(_module_bindings(node.body))
             stack.append(_LEAVE_SCOPE)
         elif isinstance(node, _FUNCTION_NODES):
-            body = node.body if isinstance(node.body, list) else [node.body]
-            scopes.append(_bound_names(body, node.args))
+            scopes.append(_FunctionScope(node))
             stack.append(_LEAVE_SCOPE)
         else:
             problem = _node_problem(node, policy, names, attributes, scopes)
