@@ -121,17 +121,20 @@ class _ValidationRuns:
         self.jobs.extend(jobs)
 
     def _staged(self, job: dict[str, Any], lanes: list[int]) -> list[Future[dict[str, Any]]]:
-        """The first run now; the later repeats when it has passed (or hit a sandbox error,
-        which is retried and must not decide anything), else they are marked skipped."""
+        """The first run now, on whichever lane is free first; the later repeats, on the
+        lanes after the one it ran on, when it has passed (or hit a sandbox error, which is
+        retried and must not decide anything), else they are marked skipped."""
         engine = self.engine
-        first = engine._submit(job, lanes[0])
+        first = engine._submit_any(job)
         later: list[Future[dict[str, Any]]] = [Future() for _ in lanes[1:]]
 
         def after_first(done: Future[dict[str, Any]]) -> None:
-            status = "sandbox_error" if done.exception() is not None else done.result().get("status")
-            for lane, waiting in zip(lanes[1:], later, strict=True):
-                if status in ("ok", "sandbox_error"):
-                    engine._submit(job, lane).add_done_callback(functools.partial(_forward, waiting))
+            result = {"status": "sandbox_error"} if done.exception() is not None else done.result()
+            ran_on = int(result.get("lane", lanes[0]))
+            for offset, waiting in enumerate(later, start=1):
+                if result.get("status") in ("ok", "sandbox_error"):
+                    repeat = engine._submit(job, ran_on + offset)
+                    repeat.add_done_callback(functools.partial(_forward, waiting))
                 else:
                     waiting.set_result({"status": _SKIPPED})
 
@@ -241,17 +244,21 @@ class Engine:
     def _submit(self, job: dict[str, Any], lane: int) -> Future[dict[str, Any]]:
         return self.pool.submit(job, lane)
 
+    def _submit_any(self, job: dict[str, Any]) -> Future[dict[str, Any]]:
+        return self.pool.submit_any(job)
+
     def _results(
         self, futures: list[Future[dict[str, Any]]], jobs: list[tuple[dict[str, Any], int]]
     ) -> list[dict[str, Any]]:
-        """Wait for results; re-run sandbox errors up to `retries` times."""
+        """Wait for results; re-run sandbox errors up to `retries` times, each on the lane
+        (hash seed) it ran on, so the repeats of one input stay in distinct lanes."""
         results = [future.result() for future in futures]
         for _ in range(self.settings.retries):
             again = [i for i, r in enumerate(results) if r.get("status") == "sandbox_error"]
             if not again:
                 break
             log.warning("retrying %d job(s) after sandbox errors", len(again))
-            retried = [self._submit(jobs[i][0], jobs[i][1] + 1) for i in again]
+            retried = [self._submit(jobs[i][0], int(results[i].get("lane", jobs[i][1]))) for i in again]
             for index, future in zip(again, retried, strict=True):
                 results[index] = future.result()
         return results
@@ -371,7 +378,8 @@ class Engine:
         for plan in to_run.values():
             base = self._next_lane()
             flat.extend((job, base + offset) for offset, job in enumerate(plan))
-        futures = [self._submit(job, lane) for job, lane in flat]
+        # No hash-seed constraint here: each job goes to whichever zygote is free first.
+        futures = [self._submit_any(job) for job, _ in flat]
         run_results = self._results(futures, flat)
 
         judged: dict[str, tuple[Verdict, str]] = {}

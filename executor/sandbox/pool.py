@@ -10,6 +10,7 @@ job still runs in its own forked child.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import queue
@@ -170,15 +171,21 @@ class _Pending:
     future: Future[Result]
 
 
+# In a lane's queue: "a job in the shared queue is waiting" (see SandboxPool.submit_any).
+_SHARED = object()
+
+
 class SandboxPool:
     """Lanes of zygotes; `submit(job, lane)` returns a Future of the job's result."""
 
     def __init__(self, config: PoolConfig | None = None, factory: ChannelFactory | None = None) -> None:
         self.config = config or PoolConfig()
         self.factory = factory or local_channel_factory(self.config)
-        self._queues: list[queue.SimpleQueue[_Pending | None]] = [
-            queue.SimpleQueue() for _ in range(self.config.lanes)
-        ]
+        self._queues: list[queue.SimpleQueue[Any]] = [queue.SimpleQueue() for _ in range(self.config.lanes)]
+        # Jobs any lane may run (no hash-seed constraint): whichever zygote is free first
+        # takes the next one, so one long execution does not hold up the jobs behind it.
+        self._shared: queue.SimpleQueue[_Pending] = queue.SimpleQueue()
+        self._shared_tokens = itertools.count()
         self._threads: list[threading.Thread] = []
         self._zygotes: list[ZygoteClient] = []
         self._busy = 0
@@ -275,10 +282,30 @@ class SandboxPool:
         self._queues[lane % self.config.lanes].put(_Pending(job, future))
         return future
 
+    def submit_any(self, job: Job) -> Future[Result]:
+        """Like `submit`, on whichever lane is free first; the result's "lane" says which.
+
+        The job goes to a shared queue and a token to one lane's queue (round robin), so
+        that an idle lane wakes for it; a lane that finds the shared queue already emptied
+        by the others just goes on. Busy lanes also take shared jobs when their own queue
+        runs dry while they fill a batch."""
+        if not self._started:
+            self.start()
+        future: Future[Result] = Future()
+        self._shared.put(_Pending(job, future))
+        self._queues[next(self._shared_tokens) % self.config.lanes].put(_SHARED)
+        return future
+
     def run(self, jobs: Sequence[tuple[Job, int]]) -> list[Result]:
         """Run (job, lane) pairs and wait for all results, in order."""
         futures = [self.submit(job, lane) for job, lane in jobs]
         return [future.result() for future in futures]
+
+    def _take_shared(self) -> _Pending | None:
+        try:
+            return self._shared.get_nowait()
+        except queue.Empty:
+            return None
 
     def _serve_lane(self, zygote: ZygoteClient, lane: int) -> None:
         lane_queue = self._queues[lane]
@@ -286,15 +313,25 @@ class SandboxPool:
             first = lane_queue.get()
             if first is None:
                 return
-            batch = [first]
+            if first is _SHARED:
+                first = self._take_shared()
+                if first is None:
+                    continue  # another lane ran it already
+            batch: list[_Pending] = [first]
             while len(batch) < self.config.batch_size:
                 try:
                     item = lane_queue.get_nowait()
                 except queue.Empty:
-                    break
+                    item = self._take_shared()  # nothing of our own left: help with the shared jobs
+                    if item is None:
+                        break
                 if item is None:
                     lane_queue.put(None)
                     break
+                if item is _SHARED:
+                    item = self._take_shared()
+                    if item is None:
+                        continue
                 batch.append(item)
             with self._busy_lock:
                 self._busy += 1
@@ -310,6 +347,7 @@ class SandboxPool:
             if self.on_batch is not None:
                 self.on_batch(len(batch), time.perf_counter() - started)
             for pending, result in zip(batch, results, strict=True):
+                result["lane"] = lane
                 pending.future.set_result(result)
 
     def _run_with_retry(self, zygote: ZygoteClient, jobs: list[Job]) -> list[Result]:
