@@ -7,6 +7,8 @@ filter only: the sandbox holds even when a program slips past them.
 from __future__ import annotations
 
 import ast
+import functools
+import re
 import warnings
 from collections.abc import Sequence
 
@@ -177,11 +179,15 @@ def policy_finding(tree: ast.AST, policy: Policy, source: str | None = None) -> 
 
     Names are resolved with scope: a forbidden builtin's name is fine where a function's
     own scope (or an enclosing one, or an unconditional module-level binding) binds it.
-    Given the ``source`` the tree was parsed from, the walk is skipped when that text
-    shows no rule can fire (`policy_cannot_apply`).
+    Given the ``source`` the tree was parsed from, its text decides how much to walk
+    (`rules_that_can_fire`): nothing, the statements only (for imports), or everything.
     """
-    if source is not None and policy_cannot_apply(source, policy):
-        return None
+    if source is not None:
+        rules = rules_that_can_fire(source, policy)
+        if rules == "none":
+            return None
+        if rules == "imports":
+            return _import_finding(tree, policy)
     names, attributes = set(policy.forbidden_names), set(policy.forbidden_attributes)
     scopes: list[set[str] | _FunctionScope] = []
     stack: list[ast.AST] = [tree]
@@ -199,14 +205,43 @@ def policy_finding(tree: ast.AST, policy: Policy, source: str | None = None) -> 
         else:
             problem = _node_problem(node, policy, names, attributes, scopes)
             if problem is not None:
-                line = getattr(node, "lineno", None)
-                return Finding(Verdict.FORBIDDEN, (f"line {line}: " if line else "") + problem, line)
+                return _finding(node, problem)
         stack.extend(reversed(_children(node)))
     return None
 
 
-def policy_cannot_apply(source: str, policy: Policy) -> bool:
-    """True when no policy rule can fire on this program, judged from its text alone.
+def _finding(node: ast.AST, problem: str) -> Finding:
+    line = getattr(node, "lineno", None)
+    return Finding(Verdict.FORBIDDEN, (f"line {line}: " if line else "") + problem, line)
+
+
+# Import statements live only in statement lists, never inside an expression.
+_STATEMENT_NODES = (ast.stmt, ast.excepthandler, ast.match_case)
+
+
+def _import_finding(tree: ast.AST, policy: Policy) -> Finding | None:
+    """The first forbidden import, walking statements only: what `policy_finding` returns
+    when no name, attribute or getattr rule can fire (the same depth-first order)."""
+    stack: list[ast.AST] = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            problem = _node_problem(node, policy, set(), set(), ())
+            if problem is not None:
+                return _finding(node, problem)
+            continue
+        stack.extend(reversed([child for child in _children(node) if isinstance(child, _STATEMENT_NODES)]))
+    return None
+
+
+@functools.lru_cache(maxsize=16)
+def _rule_words(words: tuple[str, ...]) -> re.Pattern[str]:
+    return re.compile("|".join(re.escape(word) for word in sorted(set(words), key=len, reverse=True)))
+
+
+def rules_that_can_fire(source: str, policy: Policy) -> str:
+    """Which policy rules can fire on this program, judged from its text alone: "none",
+    "imports" (only an import statement can be forbidden) or "all".
 
     Every rule needs a word in the source: an import statement the keyword ``import``, a
     forbidden name or attribute its own spelling, a computed attribute lookup the name of
@@ -214,10 +249,12 @@ def policy_cannot_apply(source: str, policy: Policy) -> bool:
     not be walked. Only for ASCII text: identifiers are NFKC-normalised, so a non-ASCII
     spelling (a fullwidth ``ｅval``) can parse as a forbidden name.
     """
-    if not source.isascii() or "import" in source:
-        return False
+    if not source.isascii():
+        return "all"
     words = (*policy.forbidden_names, *policy.forbidden_attributes, *ATTRIBUTE_FUNCTIONS)
-    return not any(word in source for word in words)
+    if words and _rule_words(tuple(words)).search(source):
+        return "all"
+    return "imports" if "import" in source else "none"
 
 
 def check_program(source: str, policy: Policy, sizes: SizeLimits) -> Finding | None:

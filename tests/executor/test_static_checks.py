@@ -381,18 +381,40 @@ def test_a_conditional_module_binding_does_not_hide_a_forbidden_builtin() -> Non
 
 
 @pytest.mark.parametrize(
-    ("source", "skips"),
+    ("source", "rules"),
     [
-        ("def f(a):\n    return sorted(a)[::-1]\n", True),
-        ("import math\ndef f(a):\n    return math.pi\n", False),  # imports are always checked
-        ("def f(a):\n    return a.__globals__\n", False),  # a forbidden attribute's spelling
-        ("def f(a):\n    return getattr(a, 'x')\n", False),  # attribute functions
-        ("def f(inputs):\n    return inputs\n", False),  # 'input' inside a word: walked, and passes
-        ("def f(a):\n    return '\u00e9' + a\n", False),  # non-ASCII: never judged from the text
+        ("def f(a):\n    return sorted(a)[::-1]\n", "none"),
+        ("import math\ndef f(a):\n    return math.pi\n", "imports"),  # statements walked for imports
+        ("def f(a):\n    return 'import'\n", "imports"),  # the word alone is enough to walk
+        ("import math\ndef f(a):\n    return eval(a)\n", "all"),
+        ("def f(a):\n    return a.__globals__\n", "all"),  # a forbidden attribute's spelling
+        ("def f(a):\n    return getattr(a, 'x')\n", "all"),  # attribute functions
+        ("def f(inputs):\n    return inputs\n", "all"),  # 'input' inside a word: walked, and passes
+        ("def f(a):\n    return '\u00e9' + a\n", "all"),  # non-ASCII: never judged from the text
     ],
 )
-def test_policy_is_judged_from_the_text_only_when_no_rule_can_fire(source: str, skips: bool) -> None:
-    assert static_checks.policy_cannot_apply(source, Policy()) is skips
+def test_how_much_of_the_tree_to_walk_is_judged_from_the_text(source: str, rules: str) -> None:
+    assert static_checks.rules_that_can_fire(source, Policy()) == rules
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "    import os\n    return 1",
+        "    def inner():\n        from os import environ\n    return 1",
+        "    try:\n        pass\n    except Exception:\n        import subprocess\n    return 1",
+        "    match a:\n        case 1:\n            import ctypes\n    return 1",
+        "    if a:\n        pass\n    else:\n        from . import sibling\n    return 1",
+    ],
+)
+def test_an_import_anywhere_in_the_statements_is_found_without_the_full_walk(body: str) -> None:
+    source = f"def f(a):\n{body}\n"
+    assert static_checks.rules_that_can_fire(source, Policy()) == "imports"
+    assert program_verdict(source) == Verdict.FORBIDDEN
+
+
+def test_import_words_in_strings_are_not_imports() -> None:
+    assert program_verdict("def f(a):\n    return 'import os; from os import path'\n") is None
 
 
 def test_a_fullwidth_spelling_of_a_forbidden_name_is_still_caught() -> None:
