@@ -37,8 +37,10 @@ log = logging.getLogger(__name__)
 
 
 # Static checks of a large batch take a while; every this many inputs, the checked ones go
-# to the sandboxes, so they run while the rest of the batch is still being checked.
+# to the sandboxes, so they run while the rest of the batch is still being checked. The
+# first slice is small, so that the sandboxes start within a millisecond or so.
 VALIDATION_SLICE = 64
+FIRST_VALIDATION_SLICE = 8
 
 # A validate call with more executions than this many per sandbox zygote runs each
 # input's later repeats only once its first run has passed. A first run that fails (an
@@ -302,7 +304,7 @@ class Engine:
                 )
                 pending.append((len(outcomes), index, key))
             outcomes.append(row)
-            if len(pending) >= VALIDATION_SLICE:
+            if len(pending) >= (VALIDATION_SLICE if runs.pending else FIRST_VALIDATION_SLICE):
                 runs.start(pending)  # the sandboxes start on these while the rest is checked
                 pending = []
         runs.start(pending)
