@@ -100,8 +100,12 @@ def spawn_helper(python: str) -> str | None:
     target = cache_dir() / f"{MODULE}-{digest}{suffix}"
     if target.is_file():
         return str(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{MODULE}-", suffix=suffix, dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=f".{MODULE}-", suffix=suffix, dir=target.parent)
+    except OSError as exc:
+        log.warning("spawn helper not built (cannot write to %s: %s); set AZR_CACHE_DIR", target.parent, exc)
+        return None
     os.close(handle)
     command = [compiler, *CFLAGS, f"-I{include}", "-o", temporary, str(SOURCE)]
     try:

@@ -135,3 +135,25 @@ def test_a_forged_result_on_any_descriptor_is_refused(engine: Engine, python_poo
     for pool in (engine.pool, python_pool):
         [result] = pool.run([(_job(program, "0"), 0)])
         assert result["status"] == "runtime_error", result
+
+
+def test_an_unwritable_cache_directory_means_python_forks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("a file where the cache directory would go")
+    monkeypatch.setenv("AZR_CACHE_DIR", str(blocked / "cache"))
+    native.spawn_helper.cache_clear()
+    try:
+        assert native.spawn_helper(default_sandbox_python()) is None
+    finally:
+        native.spawn_helper.cache_clear()
+
+
+def test_the_switch_turns_the_helper_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AZR_SANDBOX_SPAWN", "python")
+    native.spawn_helper.cache_clear()
+    try:
+        assert native.spawn_helper(default_sandbox_python()) is None
+    finally:
+        native.spawn_helper.cache_clear()
