@@ -257,6 +257,17 @@ class QueueBackend:
         except Exception as exc:  # noqa: BLE001
             log.warning("started-registry cleanup failed: %s", exc)
 
+    def _chunk_statuses(self, job_ids: list[str]) -> list[str | None]:
+        """Each chunk's RQ status (None: expired or lost), in one round trip and without
+        fetching payloads or results: a waiting request polls this until every chunk is done."""
+        from rq.job import Job
+
+        with self.redis.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                pipe.hget(Job.key_for(job_id), "status")
+            raw = pipe.execute()
+        return [value.decode() if value is not None else None for value in raw]
+
     def _gather(self, request_id: str) -> JobView | None:
         from rq.job import Job, JobStatus
 
@@ -265,28 +276,30 @@ class QueueBackend:
             return None
         kind = meta[b"kind"].decode()
         job_ids = meta[b"jobs"].decode().split(",")
-        jobs = Job.fetch_many(job_ids, connection=self.redis)
         statuses = []
-        results: list[dict[str, Any]] = []
         failed_detail = ""
-        for job_id, job in zip(job_ids, jobs, strict=True):
-            if job is None:
+        for job_id, status in zip(job_ids, self._chunk_statuses(job_ids), strict=True):
+            if status is None:
                 statuses.append("failed")
                 failed_detail = f"chunk {job_id} expired or was lost"
-                continue
-            status = job.get_status(refresh=False)
-            if status == JobStatus.FINISHED:
+            elif status == JobStatus.FINISHED.value:
                 statuses.append("finished")
-                results.extend(job.return_value(refresh=False) or [])
-            elif status in (JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED):
+            elif status in (JobStatus.FAILED.value, JobStatus.STOPPED.value, JobStatus.CANCELED.value):
                 statuses.append("failed")
                 failed_detail = f"chunk {job_id} failed after retries"
-            elif status == JobStatus.STARTED:
+            elif status == JobStatus.STARTED.value:
                 statuses.append("running")
             else:
                 statuses.append("queued")
         view = JobView(job_id=request_id, kind=kind, detail=failed_detail)
         if all(s == "finished" for s in statuses):
+            # Every chunk is done: fetch the results, once.
+            results: list[dict[str, Any]] = []
+            for job_id, job in zip(job_ids, Job.fetch_many(job_ids, connection=self.redis), strict=True):
+                if job is None or job.get_status(refresh=False) != JobStatus.FINISHED:
+                    view.update(status="failed", detail=f"chunk {job_id} expired or was lost")
+                    return view
+                results.extend(job.return_value(refresh=False) or [])
             view.update(status="finished", results=results)
         elif "queued" not in statuses and "running" not in statuses:
             view["status"] = "failed"
