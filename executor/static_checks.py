@@ -236,7 +236,14 @@ def _import_finding(tree: ast.AST, policy: Policy) -> Finding | None:
 
 @functools.lru_cache(maxsize=16)
 def _rule_words(words: tuple[str, ...]) -> re.Pattern[str]:
-    return re.compile("|".join(re.escape(word) for word in sorted(set(words), key=len, reverse=True)))
+    """Any of the words as a whole identifier (``input`` but not ``input_list``): in ASCII
+    text an identifier is a maximal run of word characters, so a Name or attribute can only
+    come from a whole-word occurrence. A word with other characters matches anywhere."""
+    alternatives = []
+    for word in sorted(set(words), key=len, reverse=True):
+        pattern = re.escape(word)
+        alternatives.append(rf"\b{pattern}\b" if re.fullmatch(r"\w+", word, re.ASCII) else pattern)
+    return re.compile("|".join(alternatives), re.ASCII)
 
 
 def rules_that_can_fire(source: str, policy: Policy) -> str:
@@ -244,8 +251,8 @@ def rules_that_can_fire(source: str, policy: Policy) -> str:
     "imports" (only an import statement can be forbidden) or "all".
 
     Every rule needs a word in the source: an import statement the keyword ``import``, a
-    forbidden name or attribute its own spelling, a computed attribute lookup the name of
-    ``getattr`` & co. Most programs contain none of them, and then the syntax tree need
+    forbidden name or attribute its own spelling as a whole word, a computed attribute
+    lookup the name of ``getattr`` & co. Most programs contain none of them, and then the syntax tree need
     not be walked. Only for ASCII text: identifiers are NFKC-normalised, so a non-ASCII
     spelling (a fullwidth ``ｅval``) can parse as a forbidden name.
     """

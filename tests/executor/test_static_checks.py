@@ -389,7 +389,8 @@ def test_a_conditional_module_binding_does_not_hide_a_forbidden_builtin() -> Non
         ("import math\ndef f(a):\n    return eval(a)\n", "all"),
         ("def f(a):\n    return a.__globals__\n", "all"),  # a forbidden attribute's spelling
         ("def f(a):\n    return getattr(a, 'x')\n", "all"),  # attribute functions
-        ("def f(inputs):\n    return inputs\n", "all"),  # 'input' inside a word: walked, and passes
+        ("def f(inputs):\n    return inputs\n", "none"),  # 'input' inside a longer identifier
+        ("def f(a):\n    return input()\n", "all"),  # a forbidden name as a whole word
         ("def f(a):\n    return '\u00e9' + a\n", "all"),  # non-ASCII: never judged from the text
     ],
 )
