@@ -105,7 +105,9 @@ class _ValidationRuns:
         jobs: list[tuple[dict[str, Any], int]] = []
         for task_index, input_index in to_run.values():
             task = self.tasks[task_index]
-            base = engine._next_lane()
+            # Staged: the first run goes to whichever zygote is free first. At once: the
+            # repeats go to the least loaded distinct lanes (distinct hash seeds).
+            lanes = engine._lanes_for(self.repeats, spread=self.staged)
             job = {
                 "mode": "run",
                 "program": task.program,
@@ -113,7 +115,6 @@ class _ValidationRuns:
                 "calls": 2,
                 "limits": self.job_limits,
             }
-            lanes = [base + repeat for repeat in range(self.repeats)]
             jobs.extend((job, lane) for lane in lanes)
             if self.staged:
                 self.futures.extend(self._staged(job, lanes))
@@ -242,6 +243,14 @@ class Engine:
     def _next_lane(self) -> int:
         with self._lane_lock:
             return next(self._lane_counter)
+
+    def _lanes_for(self, repeats: int, spread: bool) -> list[int]:
+        """Distinct lanes for the repeats of one input: round robin (`spread`, for big calls),
+        or the least loaded ones now (a small call: the fastest answer)."""
+        if spread:
+            base = self._next_lane()
+            return [base + repeat for repeat in range(repeats)]
+        return self.pool.least_loaded_lanes(repeats)
 
     def _submit(self, job: dict[str, Any], lane: int) -> Future[dict[str, Any]]:
         return self.pool.submit(job, lane)

@@ -190,6 +190,8 @@ class SandboxPool:
         self._zygotes: list[ZygoteClient] = []
         self._busy = 0
         self._busy_lock = threading.Lock()
+        self._lane_busy = [0] * self.config.lanes  # zygotes of each lane running a batch now
+        self._rotation = itertools.count()
         self._started = False
         self._start_lock = threading.Lock()
         self.executions = 0
@@ -282,6 +284,16 @@ class SandboxPool:
         self._queues[lane % self.config.lanes].put(_Pending(job, future))
         return future
 
+    def least_loaded_lanes(self, count: int) -> list[int]:
+        """`count` distinct lanes, those with the least work first (jobs waiting plus
+        zygotes busy with a batch), so that a small request does not queue behind a long
+        execution while another lane is idle. Ties rotate, to spread the load."""
+        lanes = self.config.lanes
+        start = next(self._rotation)
+        order = [(start + offset) % lanes for offset in range(lanes)]
+        load = {lane: self._queues[lane].qsize() + self._lane_busy[lane] for lane in order}
+        return sorted(order, key=load.__getitem__)[: max(1, min(count, lanes))]
+
     def submit_any(self, job: Job) -> Future[Result]:
         """Like `submit`, on whichever lane is free first; the result's "lane" says which.
 
@@ -335,12 +347,14 @@ class SandboxPool:
                 batch.append(item)
             with self._busy_lock:
                 self._busy += 1
+                self._lane_busy[lane] += 1
             started = time.perf_counter()
             try:
                 results = self._run_with_retry(zygote, [p.job for p in batch])
             finally:
                 with self._busy_lock:
                     self._busy -= 1
+                    self._lane_busy[lane] -= 1
             self.executions += len(batch)
             if self.latencies is not None:
                 self.latencies.extend(float(r.get("wall_ms", 0.0)) for r in results if "wall_ms" in r)
