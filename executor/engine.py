@@ -135,11 +135,17 @@ class _ValidationRuns:
             result = {"status": "sandbox_error"} if done.exception() is not None else done.result()
             ran_on = int(result.get("lane", lanes[0]))
             for offset, waiting in enumerate(later, start=1):
-                if result.get("status") in ("ok", "sandbox_error"):
-                    repeat = engine._submit(job, ran_on + offset)
-                    repeat.add_done_callback(functools.partial(_forward, waiting))
-                else:
-                    waiting.set_result({"status": _SKIPPED})
+                try:
+                    if result.get("status") in ("ok", "sandbox_error"):
+                        repeat = engine._submit(job, ran_on + offset)
+                        repeat.add_done_callback(functools.partial(_forward, waiting))
+                    else:
+                        waiting.set_result({"status": _SKIPPED})
+                except Exception as exc:  # noqa: BLE001 - e.g. the pool is closing: never leave a repeat unresolved
+                    if not waiting.done():
+                        waiting.set_result(
+                            {"status": "sandbox_error", "detail": f"repeat not started: {exc}"}
+                        )
 
         first.add_done_callback(after_first)
         return [first, *later]
