@@ -124,9 +124,9 @@ class _ValidationRuns:
         self.jobs.extend(jobs)
 
     def _staged(self, job: dict[str, Any], lanes: list[int]) -> list[Future[dict[str, Any]]]:
-        """The first run now, on whichever lane is free first; the later repeats, on the
-        lanes after the one it ran on, when it has passed (or hit a sandbox error, which is
-        retried and must not decide anything), else they are marked skipped."""
+        """The first run now, on whichever lane is free first; the later repeats, on the least
+        loaded other lanes, when it has passed (or hit a sandbox error, which is retried and
+        must not decide anything), else they are marked skipped."""
         engine = self.engine
         first = engine._submit_any(job)
         later: list[Future[dict[str, Any]]] = [Future() for _ in lanes[1:]]
@@ -134,10 +134,13 @@ class _ValidationRuns:
         def after_first(done: Future[dict[str, Any]]) -> None:
             result = {"status": "sandbox_error"} if done.exception() is not None else done.result()
             ran_on = int(result.get("lane", lanes[0]))
-            for offset, waiting in enumerate(later, start=1):
+            passed = result.get("status") in ("ok", "sandbox_error")
+            # The later repeats: the least loaded lanes other than the one the first ran on.
+            targets = engine.pool.least_loaded_lanes(len(later), excluding=[ran_on]) if passed else []
+            for offset, waiting in enumerate(later):
                 try:
-                    if result.get("status") in ("ok", "sandbox_error"):
-                        repeat = engine._submit(job, ran_on + offset)
+                    if passed:
+                        repeat = engine._submit(job, targets[offset])
                         repeat.add_done_callback(functools.partial(_forward, waiting))
                     else:
                         waiting.set_result({"status": _SKIPPED})

@@ -284,15 +284,19 @@ class SandboxPool:
         self._queues[lane % self.config.lanes].put(_Pending(job, future))
         return future
 
-    def least_loaded_lanes(self, count: int) -> list[int]:
-        """`count` distinct lanes, those with the least work first (jobs waiting plus
-        zygotes busy with a batch), so that a small request does not queue behind a long
-        execution while another lane is idle. Ties rotate, to spread the load."""
+    def least_loaded_lanes(self, count: int, excluding: Sequence[int] = ()) -> list[int]:
+        """`count` distinct lanes (not in `excluding`, as far as there are enough), those
+        with the least work first (jobs waiting plus zygotes busy with a batch), so that a
+        small request does not queue behind a long execution while another lane is idle.
+        Ties rotate, to spread the load."""
         lanes = self.config.lanes
         start = next(self._rotation)
+        skip = {lane % lanes for lane in excluding}
         order = [(start + offset) % lanes for offset in range(lanes)]
+        order = [lane for lane in order if lane not in skip] + [lane for lane in order if lane in skip]
         load = {lane: self._queues[lane].qsize() + self._lane_busy[lane] for lane in order}
-        return sorted(order, key=load.__getitem__)[: max(1, min(count, lanes))]
+        ranked = sorted(order, key=lambda lane: (lane in skip, load[lane]))
+        return ranked[: max(1, min(count, lanes))]
 
     def submit_any(self, job: Job) -> Future[Result]:
         """Like `submit`, on whichever lane is free first; the result's "lane" says which.
@@ -330,13 +334,17 @@ class SandboxPool:
                 if first is None:
                     continue  # another lane ran it already
             batch: list[_Pending] = [first]
+            # Beyond the shared jobs signalled to this lane, take at most a fair share of the
+            # rest (their tokens may wait behind a long execution in another lane).
+            extra = -(-self._shared.qsize() // self.config.lanes)
             while len(batch) < self.config.batch_size:
                 try:
                     item = lane_queue.get_nowait()
                 except queue.Empty:
-                    item = self._take_shared()  # nothing of our own left: help with the shared jobs
+                    item = self._take_shared() if extra > 0 else None
                     if item is None:
                         break
+                    extra -= 1
                 if item is None:
                     lane_queue.put(None)
                     break
