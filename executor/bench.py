@@ -25,6 +25,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
@@ -156,6 +157,22 @@ def baseline(jobs: list[tuple[str, str]], runs: int, workers: int, timeout_s: fl
 # ---------------------------------------------------------------------------- engine section
 
 
+def _sandbox_cpu_s(pool: Any) -> float:
+    """CPU seconds used so far by the pool's local zygotes and their reaped children
+    (from /proc), or -1.0 where they cannot be read."""
+    if getattr(pool, "docker_factory", None) is not None:
+        return -1.0  # zygote pids are the containers' own, not this machine's
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    try:
+        for info in pool.zygote_info():
+            fields = Path(f"/proc/{info['pid']}/stat").read_text().rsplit(")", 1)[1].split()
+            total += sum(int(fields[index]) for index in (11, 12, 13, 14))  # utime stime cutime cstime
+    except (OSError, KeyError, ValueError, IndexError):
+        return -1.0
+    return total / ticks
+
+
 def _chunks(items: list[Any], size: int) -> list[list[Any]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
@@ -212,12 +229,14 @@ def engine_section(args: argparse.Namespace) -> dict[str, Any]:
         pool.latencies = []
         before = pool.executions
         results = []
+        cpu_before = _sandbox_cpu_s(pool)
         started = time.perf_counter()
         with tqdm(total=len(tasks), desc="validate (cold)", unit="task") as bar:
             for chunk in _chunks(tasks, 256):
                 results += engine.validate(chunk, repeats=2)
                 bar.update(len(chunk))
         elapsed = time.perf_counter() - started
+        sandbox_cpu_s = _sandbox_cpu_s(pool) - cpu_before
         executions = pool.executions - before
         verdicts = {v.value: 0 for v in Verdict}
         for result in results:
@@ -240,6 +259,11 @@ def engine_section(args: argparse.Namespace) -> dict[str, Any]:
             "wall_s": round(sum(slow) / 1000, 3),
             "share_of_cpu": round(sum(slow) / 1000 / (elapsed * (os.cpu_count() or 1)), 3),
         }
+        # How busy the CPUs were: the zygotes and their children, as a share of every CPU for
+        # the phase (None where the zygotes are not this machine's processes, as with Docker).
+        figures["validate_sandbox_cpu_share"] = (
+            round(sandbox_cpu_s / (elapsed * (os.cpu_count() or 1)), 3) if sandbox_cpu_s >= 0 else None
+        )
 
         # ---- verify, cold: a deduction and an abduction answer per valid task.
         answers = []
@@ -379,6 +403,12 @@ def engine_section(args: argparse.Namespace) -> dict[str, Any]:
         f"in the validate phase, {slow['count']} execution(s) over {SLOW_EXECUTION_MS} ms (the programs' own "
         f"work) took {slow['wall_s']:.1f} s, about {slow['share_of_cpu']:.0%} of its CPU"
     )
+    busy = figures.get("validate_sandbox_cpu_share")
+    if busy is not None:
+        print(
+            f"the sandboxes used {busy:.0%} of all CPU time in the validate phase (the engine itself and idle "
+            "time waiting for a call's last, long execution make up the rest)"
+        )
     figures["capacity_executions_per_s"] = capacity["executions_per_s"]
     figures["rows"] = rows
     figures["ratio_to_baseline"] = round(engine_rate / rate, 2) if rate else None
