@@ -154,7 +154,16 @@ class EmbeddedBackend:
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         pool = self.engine.pool
         healthy = pool.healthy()
-        return healthy, {"mode": self.mode, "sandboxes": pool.size, "busy": pool.busy, "healthy": healthy}
+        zygotes = pool.zygote_info()
+        # "c": children are forked by the C loop (spawn.c); "python": its slower fallback.
+        fork_loop = zygotes[0].get("spawn", "python") if zygotes else None
+        return healthy, {
+            "mode": self.mode,
+            "sandboxes": pool.size,
+            "busy": pool.busy,
+            "healthy": healthy,
+            "fork_loop": fork_loop,
+        }
 
 
 # ----------------------------------------------------------------------------- queue
