@@ -7,12 +7,14 @@ the sandbox pool.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import itertools
 import logging
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -180,6 +182,16 @@ class _ValidationRuns:
             self.engine.cache.set_many(fresh)
 
 
+@dataclass
+class _Validation:
+    """A validate call between its start (checks done, executions submitted) and its results."""
+
+    tasks: Sequence[ValidateTask]
+    findings: list[Finding | None]
+    outcomes: list[list[InputOutcome | None]]
+    runs: _ValidationRuns
+
+
 class EngineSettings(BaseModel):
     limits: Limits = Field(default_factory=Limits)
     sizes: SizeLimits = Field(default_factory=SizeLimits)
@@ -288,6 +300,30 @@ class Engine:
         self, tasks: Sequence[ValidateTask], repeats: int = 2, timeout_s: float | None = None
     ) -> list[ValidateResult]:
         """Static checks, then `repeats` isolated runs per input; outputs must agree."""
+        validation = self._start_validation(tasks, repeats, timeout_s)
+        validation.runs.finish()
+        return self._validation_results(validation)
+
+    async def validate_async(
+        self, tasks: Sequence[ValidateTask], repeats: int = 2, timeout_s: float | None = None
+    ) -> list[ValidateResult]:
+        """`validate` for an event loop, for small calls: the static checks run on the loop's
+        own thread (keep the call small), and the wait for the sandboxes blocks nothing, so
+        no thread hand-over sits between the request and its executions."""
+        validation = self._start_validation(tasks, repeats, timeout_s)
+        runs = validation.runs
+        if runs.futures:
+            await asyncio.wait([asyncio.wrap_future(future) for future in runs.futures])
+        if any(f.result().get("status") == "sandbox_error" for f in runs.futures):
+            await asyncio.to_thread(runs.finish)  # its retries wait on the sandboxes
+        else:
+            runs.finish()
+        return self._validation_results(validation)
+
+    def _start_validation(
+        self, tasks: Sequence[ValidateTask], repeats: int, timeout_s: float | None
+    ) -> _Validation:
+        """Static checks, cache lookups, and the executions submitted (not awaited)."""
         sizes, policy = self.settings.sizes, self.settings.policy
         repeats = max(1, min(int(repeats), sizes.max_repeats, self.settings.lanes))
         limits = self.limits_for(timeout_s)
@@ -326,8 +362,11 @@ class Engine:
                 runs.start(pending)  # the sandboxes start on these while the rest is checked
                 pending = []
         runs.start(pending)
-        runs.finish()
+        return _Validation(tasks, program_findings, outcomes, runs)
 
+    @staticmethod
+    def _validation_results(validation: _Validation) -> list[ValidateResult]:
+        tasks, program_findings, outcomes = validation.tasks, validation.findings, validation.outcomes
         results: list[ValidateResult] = []
         for task, finding, row in zip(tasks, program_findings, outcomes, strict=True):
             final = [o if o is not None else InputOutcome(Verdict.SANDBOX_ERROR) for o in row]

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from api import audit, metrics
 from api.core.config import Settings
-from api.services.execution import Payload, execute, items_of, with_items
+from api.services.execution import Payload, execute, execute_async, is_small, items_of, with_items
 from executor.engine import Engine
 
 log = logging.getLogger(__name__)
@@ -121,6 +121,12 @@ class EmbeddedBackend:
 
     async def run(self, payload: Payload) -> list[dict[str, Any]]:
         count = self._admit(payload)
+        if is_small(payload):
+            try:
+                return await execute_async(self.engine, payload)
+            finally:
+                with self._lock:
+                    self._inflight -= count
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._threads, self._run_counted, payload, count)
 
