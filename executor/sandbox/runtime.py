@@ -1381,6 +1381,7 @@ def serve(reader, writer) -> None:
             try:
                 spawned = iter(zygote.run_batch(prepared))
                 records = [item if isinstance(item, bytes) else next(spawned) for item in batch]
+                del spawned  # its list would keep every record alive into the next batch
             except Exception as exc:  # noqa: BLE001 - report, keep serving
                 error = _sandbox_error(exc)
                 records = [item if isinstance(item, bytes) else error for item in batch]
@@ -1396,6 +1397,28 @@ def serve(reader, writer) -> None:
                     records.append(_sandbox_error(exc))
         del batch, programs
         write_results(writer, records)
+        written = sum(len(record) for record in records)
+        del records
+        if written > TRIM_AFTER_BYTES:
+            _release_freed_memory()
+
+
+# After a batch whose results were this big, hand the freed heap back to the kernel: the
+# buffers of large outputs otherwise stay resident in the zygote, and every page it holds
+# is copied into each child's page tables at fork and torn down at exit (a zygote left at
+# 14 MB instead of 6 MB by a batch of 100 kB outputs forks measurably slower).
+TRIM_AFTER_BYTES = 256 * 1024
+_MALLOC_TRIM: list = []
+
+
+def _release_freed_memory() -> None:
+    if not _MALLOC_TRIM:
+        try:
+            _MALLOC_TRIM.append(ctypes.CDLL(None).malloc_trim)
+        except (OSError, AttributeError):  # not glibc
+            _MALLOC_TRIM.append(None)
+    if _MALLOC_TRIM[0] is not None:
+        _MALLOC_TRIM[0](0)
 
 
 def _sandbox_error(exc: BaseException) -> bytes:

@@ -157,3 +157,29 @@ def test_the_switch_turns_the_helper_off(monkeypatch: pytest.MonkeyPatch) -> Non
         assert native.spawn_helper(default_sandbox_python()) is None
     finally:
         native.spawn_helper.cache_clear()
+
+
+def _anonymous_kb(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line for line in status.splitlines() if line.startswith("RssAnon:")).split()[1])
+
+
+@pytest.mark.parametrize("which", ["c", "python"])
+def test_big_outputs_do_not_stay_resident_in_the_zygote(
+    which: str, engine: Engine, python_pool: SandboxPool
+) -> None:
+    """Every page a zygote holds is copied at each fork: a batch of 100 kB results must not
+    leave the zygote bigger (its records and freed buffers are handed back)."""
+    if which == "c":
+        _needs_helper()
+    pool = engine.pool if which == "c" else python_pool
+    pid = pool.zygote_info()[0]["pid"]
+    small = _job("def f(a):\n    return a", "1")
+    pool.run([(small, 0)] * 16)
+    before = _anonymous_kb(pid)
+    big = _job("def f(a):\n    return ['x' * 100] * 1000", "0")
+    for _ in range(4):
+        results = pool.run([(big, 0)] * 16)
+        assert all(r["status"] == "ok" for r in results)
+    pool.run([(small, 0)] * 16)
+    assert _anonymous_kb(pid) - before < 1024, (before, _anonymous_kb(pid))
