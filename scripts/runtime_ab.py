@@ -32,7 +32,12 @@ sys.path.insert(0, str(REPO))
 
 from executor import datasets  # noqa: E402
 from executor.sandbox import native, runtime  # noqa: E402
-from executor.sandbox.pool import LAUNCH_PATH, RUNTIME_PATH, default_sandbox_python  # noqa: E402
+from executor.sandbox.pool import (  # noqa: E402
+    LAUNCH_PATH,
+    RUNTIME_PATH,
+    ZYGOTE_ENVIRONMENT,
+    default_sandbox_python,
+)
 
 LIMITS = {"timeout_s": 5.0, "cpu_s": 6, "memory_mb": 512}
 SLOW_MS = 50.0  # executions this long are the program's own work: left out
@@ -49,7 +54,7 @@ def measure(variant: str, jobs: list[dict], uid: int | None) -> dict[str, float]
     helper = native.spawn_helper(default_sandbox_python()) if spawn == "c" else None
     if spawn == "c" and helper is None:
         raise SystemExit("the C fork loop could not be built here (see the log)")
-    env = {"PYTHONHASHSEED": "7", "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
+    env = {"PYTHONHASHSEED": "7", **ZYGOTE_ENVIRONMENT}  # as the pool starts its zygotes
     command = [default_sandbox_python(), "-s", "-S", "-B", str(LAUNCH_PATH), path]
     process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
     assert process.stdin is not None and process.stdout is not None
