@@ -140,20 +140,26 @@ def _node_problem(
                 return f"{func.id}() with a computed attribute name is forbidden"
             if name.value.startswith("__") or name.value in attributes:
                 return f"{func.id}() of '{name.value}' is forbidden"
-    elif isinstance(node, ast.Import):
+    elif isinstance(node, (ast.Import, ast.ImportFrom)):
+        return _import_problem(node, policy)
+    return None
+
+
+def _import_problem(node: ast.Import | ast.ImportFrom, policy: Policy) -> str | None:
+    if isinstance(node, ast.Import):
         for alias in node.names:
             banned = policy.banned_module(alias.name)
             if banned:
                 return f"import of '{alias.name}' is forbidden (policy entry '{banned}')"
-    elif isinstance(node, ast.ImportFrom):
-        if node.level and not policy.allow_relative_imports:
-            return "relative imports are forbidden"
-        module = node.module or ""
-        for alias in node.names:
-            dotted = f"{module}.{alias.name}" if module else alias.name
-            banned = (policy.banned_module(module) if module else None) or policy.banned_module(dotted)
-            if banned:
-                return f"import of '{dotted}' is forbidden (policy entry '{banned}')"
+        return None
+    if node.level and not policy.allow_relative_imports:
+        return "relative imports are forbidden"
+    module = node.module or ""
+    for alias in node.names:
+        dotted = f"{module}.{alias.name}" if module else alias.name
+        banned = (policy.banned_module(module) if module else None) or policy.banned_module(dotted)
+        if banned:
+            return f"import of '{dotted}' is forbidden (policy entry '{banned}')"
     return None
 
 
@@ -226,7 +232,7 @@ def _import_finding(tree: ast.AST, policy: Policy) -> Finding | None:
     while stack:
         node = stack.pop()
         if isinstance(node, (ast.Import, ast.ImportFrom)):
-            problem = _node_problem(node, policy, set(), set(), ())
+            problem = _import_problem(node, policy)
             if problem is not None:
                 return _finding(node, problem)
             continue

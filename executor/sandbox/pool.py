@@ -188,7 +188,6 @@ class SandboxPool:
         self._shared_tokens = itertools.count()
         self._threads: list[threading.Thread] = []
         self._zygotes: list[ZygoteClient] = []
-        self._busy = 0
         self._busy_lock = threading.Lock()
         self._lane_busy = [0] * self.config.lanes  # zygotes of each lane running a batch now
         self._rotation = itertools.count()
@@ -268,7 +267,7 @@ class SandboxPool:
 
     @property
     def busy(self) -> int:
-        return self._busy
+        return sum(self._lane_busy)
 
     def zygote_info(self) -> list[dict[str, Any]]:
         return [dict(z.info, slot=z.slot, restarts=z.restarts) for z in self._zygotes]
@@ -292,10 +291,10 @@ class SandboxPool:
         lanes = self.config.lanes
         start = next(self._rotation)
         skip = {lane % lanes for lane in excluding}
-        order = [(start + offset) % lanes for offset in range(lanes)]
-        order = [lane for lane in order if lane not in skip] + [lane for lane in order if lane in skip]
-        load = {lane: self._queues[lane].qsize() + self._lane_busy[lane] for lane in order}
-        ranked = sorted(order, key=lambda lane: (lane in skip, load[lane]))
+        rotated = [(start + offset) % lanes for offset in range(lanes)]
+        ranked = sorted(  # stable: equal loads keep the rotated order
+            rotated, key=lambda lane: (lane in skip, self._queues[lane].qsize() + self._lane_busy[lane])
+        )
         return ranked[: max(1, min(count, lanes))]
 
     def submit_any(self, job: Job) -> Future[Result]:
@@ -354,14 +353,12 @@ class SandboxPool:
                         continue
                 batch.append(item)
             with self._busy_lock:
-                self._busy += 1
                 self._lane_busy[lane] += 1
             started = time.perf_counter()
             try:
                 results = self._run_with_retry(zygote, [p.job for p in batch])
             finally:
                 with self._busy_lock:
-                    self._busy -= 1
                     self._lane_busy[lane] -= 1
             self.executions += len(batch)
             if self.latencies is not None:

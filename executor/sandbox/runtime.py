@@ -27,9 +27,10 @@ Before any untrusted code runs, the child:
   attempt so the verdict becomes ``forbidden`` even if the program catches the
   error.
 
-The zygote enforces the wall-clock deadline itself (a SIGALRM timer around its
-reads) and SIGKILLs the child's whole process group before reaping it, so nothing
-is ever left behind.
+The zygote enforces the wall-clock deadline itself and SIGKILLs the child's whole
+process group before reaping it, so nothing is ever left behind. It does this per
+child in a small C loop (``spawn.c``, see ``Zygote.run_batch``) when that module was
+built for this interpreter, else in Python (``Zygote.run``); the verdicts are the same.
 
 Speed: every memory page a process writes after a fork costs a copy-on-write fault
 (several microseconds in a VM), and every page the zygote holds is copied into each
@@ -422,9 +423,14 @@ class Seccomp:
         except OSError as exc:  # pragma: no cover - libc always loads on Linux
             self.reason = str(exc)
 
-    def program(self, stage: str) -> bytes:
-        """The raw filter of one stage (for the C loop, which attaches it itself)."""
-        return self._programs[stage][0].raw
+    def child_filter(self) -> tuple[bytes | None, bool]:
+        """What a child attaches when the C loop confines it: (raw filter or None,
+        whether to set no_new_privs first), the same choice as `load`."""
+        if not self.available:
+            return None, False
+        if Seccomp._zygote_stage_loaded:
+            return self._programs["child"][0].raw, False
+        return self._programs["full"][0].raw, True
 
     def _attach(self, stage: str) -> None:
         if self._prctl(22, 2, ctypes.addressof(self._programs[stage][1]), 0, 0) != 0:  # PR_SET_SECCOMP
@@ -1005,6 +1011,8 @@ class ZygoteConfig:
         if self.sandbox_uid is not None and os.getuid() == 0:
             uid = int(self.sandbox_uid)
             self.drop_to = (int(self.sandbox_gid) if self.sandbox_gid is not None else uid, uid)
+        # More than this on a child's result channel is a flood: the child is stopped.
+        self.result_limit = self.max_output_chars * 8 + 65536
 
 
 class Prepared:
@@ -1249,19 +1257,14 @@ class Zygote:
         if not timed_out and data.startswith(marker) and wait_status == 0:
             payload = data[len(marker) :]
         else:
-            payload = encode_fields(self._interpret(data, marker, wait_status, timed_out, prepared.timeout))
+            payload = encode_fields(self._interpret(wait_status, timed_out, prepared.timeout))
         return encode_result(payload, wall_ms, usage.ru_maxrss, cpu_ms)
 
     def run_batch(self, batch: list[Prepared]) -> list[bytes]:
         """Fork a child for each prepared job through the C loop (spawn.c); the encoded
         result records, in order. Same confinement, deadline and verdicts as ``run``."""
-        config, seccomp = self.config, self.seccomp
-        if not seccomp.available:
-            seccomp_filter, no_new_privs = None, False
-        elif Seccomp._zygote_stage_loaded:
-            seccomp_filter, no_new_privs = seccomp.program("child"), False
-        else:
-            seccomp_filter, no_new_privs = seccomp.program("full"), True
+        config = self.config
+        seccomp_filter, no_new_privs = self.seccomp.child_filter()
         jobs = [(p.timeout, tuple((which, limit[0]) for which, limit in p.rlimits)) for p in batch]
 
         def child(index: int) -> bytes:
@@ -1274,7 +1277,7 @@ class Zygote:
             seccomp_filter,
             no_new_privs,
             RESULT_MARKER,
-            config.max_output_chars * 8 + 65536,
+            config.result_limit,
         )
         records = []
         for prepared, (kind, data, wait_status, wall_ms, maxrss_kb, cpu_ms) in zip(
@@ -1286,8 +1289,7 @@ class Zygote:
                 detail = f"the zygote could not start a child: {data.decode(errors='replace')}"
                 payload = encode_fields({"status": "sandbox_error", "detail": detail})
             else:
-                result = self._interpret(data, b"", wait_status, kind == 1, prepared.timeout)
-                payload = encode_fields(result)
+                payload = encode_fields(self._interpret(wait_status, kind == 1, prepared.timeout))
             records.append(encode_result(payload, wall_ms, int(maxrss_kb), cpu_ms))
         return records
 
@@ -1299,7 +1301,7 @@ class Zygote:
         ``waitid``: no poll objects or pidfds to set up for each child."""
         chunks: list[bytes] = []
         received = 0
-        limit = self.config.max_output_chars * 8 + 65536
+        limit = self.config.result_limit
         _ALARM_ARMED[0] = True
         signal.setitimer(signal.ITIMER_REAL, max(timeout, 0.001))
         try:
@@ -1329,9 +1331,9 @@ class Zygote:
             except OSError:
                 pass
 
-    def _interpret(
-        self, data: bytes, marker: bytes, wait_status: int, timed_out: bool, timeout: float
-    ) -> dict:
+    @staticmethod
+    def _interpret(wait_status: int, timed_out: bool, timeout: float) -> dict:
+        """The verdict of a child that gave no valid result."""
         if timed_out:
             return {"status": "timeout", "detail": f"no result within the wall-clock limit of {timeout:g} s"}
         if os.WIFSIGNALED(wait_status):

@@ -164,6 +164,17 @@ append(job_outcome *out, size_t *capacity, const char *chunk, size_t size)
     return 0;
 }
 
+/* Kind 3: the zygote could not start the child; the data says why. */
+static void
+not_started(job_outcome *out, const char *what, int error)
+{
+    size_t capacity = 0;
+    const char *text = strerror(error);
+    out->kind = 3;
+    append(out, &capacity, what, strlen(what));
+    append(out, &capacity, text, strlen(text));
+}
+
 /* Wait until the child's result channel closes and the child has exited (not reaped),
    or until the deadline. Returns 1 if the deadline passed or the channel flooded. */
 static int
@@ -258,12 +269,7 @@ run_one(PyObject *child, Py_ssize_t index, const job_spec *spec, const char *pre
 
     int fds[2];
     if (filled < sizeof random_bytes || pipe2(fds, O_CLOEXEC) != 0) {
-        const char *why = filled < sizeof random_bytes ? "getrandom failed: " : "pipe failed: ";
-        out->kind = 3;
-        size_t capacity = 0;
-        const char *text = strerror(errno);
-        append(out, &capacity, why, strlen(why));
-        append(out, &capacity, text, strlen(text));
+        not_started(out, filled < sizeof random_bytes ? "getrandom failed: " : "pipe failed: ", errno);
         return;
     }
     double started = monotonic_ms();
@@ -280,12 +286,7 @@ run_one(PyObject *child, Py_ssize_t index, const job_spec *spec, const char *pre
     close(fds[1]);
     if (pid < 0) {
         close(fds[0]);
-        out->kind = 3;
-        size_t capacity = 0;
-        const char *why = "fork failed: ";
-        const char *text = strerror(fork_errno);
-        append(out, &capacity, why, strlen(why));
-        append(out, &capacity, text, strlen(text));
+        not_started(out, "fork failed: ", fork_errno);
         return;
     }
     setpgid(pid, pid); /* before any kill: the whole group is what gets SIGKILL */
