@@ -25,7 +25,7 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-SOURCE = Path(__file__).resolve().with_name("spawn.c")
+SOURCE = Path(__file__).resolve().parent / "runtime" / "spawn.c"
 MODULE = "_azr_spawn"
 # -z now: every symbol resolved when the zygote loads the helper, so no child pays for
 # lazy binding (a dynamic-linker lookup and its page faults) on its first libc call.
