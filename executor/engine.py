@@ -1,8 +1,10 @@
 """The verification engine: batches of tasks and answers in, verdicts out.
 
-Static checks run here, in the caller's process, on text only. Everything that
-evaluates request content (programs, inputs, outputs, answers, equality) runs in
-the sandbox pool.
+This process is the trusted judge: it never runs program code. Static checks run here
+on text; programs run in the sandbox pool, which reports per call of ``f`` the ``repr``
+of the returned value; every comparison (determinism between runs, an answer against
+a gold output) happens here, on those texts parsed as literals (``executor.literals``).
+A deduction answer needs no sandbox at all.
 """
 
 from __future__ import annotations
@@ -19,11 +21,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from executor import aggregate, static_checks
+from executor import aggregate, literals, static_checks
 from executor.cache import MemoryCache, NoCache, ResultCache, cache_key
 from executor.limits import Limits, SizeLimits
 from executor.policy import Policy
 from executor.sandbox.pool import SandboxPool
+from executor.sandbox.protocol import SANDBOX_ERROR, ChildResult, SandboxJob
 from executor.sandbox.runtime import RUNTIME_VERSION
 from executor.verdicts import (
     Answer,
@@ -52,9 +55,26 @@ FIRST_VALIDATION_SLICE = 8
 # every repeat at once, for the lowest latency.
 STAGE_REPEATS_ABOVE = 2
 _SKIPPED = "skipped"  # the status of a repeat that was not needed
+_CLIENTS = itertools.count()
 
 
-def _forward(target: Future[dict[str, Any]], source: Future[dict[str, Any]]) -> None:
+def sandbox_job(program: str, argument_list: str, limits: Limits) -> SandboxJob:
+    """One execution of `f(<argument_list>)`, twice in the same process (hidden state shows)."""
+    return SandboxJob(
+        program=program,
+        input=argument_list,
+        calls=2,
+        timeout_s=limits.timeout_s,
+        cpu_s=limits.cpu_seconds(),
+        memory_mb=limits.memory_mb,
+    )
+
+
+def _new_client() -> str:
+    return f"call-{next(_CLIENTS)}"
+
+
+def _forward(target: Future[ChildResult], source: Future[ChildResult]) -> None:
     error = source.exception()
     if error is not None:
         target.set_exception(error)
@@ -76,19 +96,21 @@ class _ValidationRuns:
         tasks: Sequence[ValidateTask],
         outcomes: list[list[InputOutcome | None]],
         repeats: int,
-        job_limits: dict[str, Any],
+        limits: Limits,
+        client: str,
     ) -> None:
         self.engine = engine
         self.tasks = tasks
         self.outcomes = outcomes
         self.repeats = repeats
-        self.job_limits = job_limits
+        self.limits = limits
+        self.client = client
         executions = sum(len(task.inputs) for task in tasks) * repeats
         self.staged = repeats > 1 and executions > STAGE_REPEATS_ABOVE * engine.pool.size
         self.pending: list[tuple[int, int, str]] = []
         self.keys: dict[str, None] = {}  # submitted cache keys, in order, `repeats` jobs each
-        self.jobs: list[tuple[dict[str, Any], int]] = []
-        self.futures: list[Future[dict[str, Any]]] = []
+        self.jobs: list[tuple[SandboxJob, int]] = []
+        self.futures: list[Future[ChildResult]] = []
 
     def start(self, pending: list[tuple[int, int, str]]) -> None:
         if not pending:
@@ -104,53 +126,45 @@ class _ValidationRuns:
                 self.outcomes[task_index][input_index] = aggregate.outcome_from_cache(hit)
             elif key not in to_run and key not in started:
                 to_run[key] = (task_index, input_index)
-        jobs: list[tuple[dict[str, Any], int]] = []
+        jobs: list[tuple[SandboxJob, int]] = []
         for task_index, input_index in to_run.values():
             task = self.tasks[task_index]
             # Staged: the first run goes to whichever zygote is free first. At once: the
             # repeats go to the least loaded distinct lanes (distinct hash seeds).
             lanes = engine._lanes_for(self.repeats, spread=self.staged)
-            job = {
-                "mode": "run",
-                "program": task.program,
-                "input": task.inputs[input_index],
-                "calls": 2,
-                "limits": self.job_limits,
-            }
+            job = sandbox_job(task.program, task.inputs[input_index], self.limits)
             jobs.extend((job, lane) for lane in lanes)
             if self.staged:
                 self.futures.extend(self._staged(job, lanes))
             else:
-                self.futures.extend(engine._submit(job, lane) for lane in lanes)
+                self.futures.extend(engine.pool.submit(job, lane, self.client) for lane in lanes)
         self.keys.update(dict.fromkeys(to_run))
         self.jobs.extend(jobs)
 
-    def _staged(self, job: dict[str, Any], lanes: list[int]) -> list[Future[dict[str, Any]]]:
+    def _staged(self, job: SandboxJob, lanes: list[int]) -> list[Future[ChildResult]]:
         """The first run now, on whichever lane is free first; the later repeats, on the least
         loaded other lanes, when it has passed (or hit a sandbox error, which is retried and
         must not decide anything), else they are marked skipped."""
-        engine = self.engine
-        first = engine._submit_any(job)
-        later: list[Future[dict[str, Any]]] = [Future() for _ in lanes[1:]]
+        engine, client = self.engine, self.client
+        first = engine.pool.submit_any(job, client)
+        later: list[Future[ChildResult]] = [Future() for _ in lanes[1:]]
 
-        def after_first(done: Future[dict[str, Any]]) -> None:
-            result = {"status": "sandbox_error"} if done.exception() is not None else done.result()
-            ran_on = int(result.get("lane", lanes[0]))
-            passed = result.get("status") in ("ok", "sandbox_error")
+        def after_first(done: Future[ChildResult]) -> None:
+            result = ChildResult.error("the first run failed") if done.exception() is not None else done.result()
+            ran_on = result.lane if result.lane >= 0 else lanes[0]
+            passed = result.status in ("ok", SANDBOX_ERROR)
             # The later repeats: the least loaded lanes other than the one the first ran on.
             targets = engine.pool.least_loaded_lanes(len(later), excluding=[ran_on]) if passed else []
             for offset, waiting in enumerate(later):
                 try:
                     if passed:
-                        repeat = engine._submit(job, targets[offset])
+                        repeat = engine.pool.submit(job, targets[offset], client)
                         repeat.add_done_callback(functools.partial(_forward, waiting))
                     else:
-                        waiting.set_result({"status": _SKIPPED})
+                        waiting.set_result(ChildResult(_SKIPPED))
                 except Exception as exc:  # noqa: BLE001 - e.g. the pool is closing: never leave a repeat unresolved
                     if not waiting.done():
-                        waiting.set_result(
-                            {"status": "sandbox_error", "detail": f"repeat not started: {exc}"}
-                        )
+                        waiting.set_result(ChildResult.error(f"repeat not started: {exc}"))
 
         first.add_done_callback(after_first)
         return [first, *later]
@@ -158,15 +172,11 @@ class _ValidationRuns:
     def finish(self) -> None:
         if not self.futures:
             return
-        results = self.engine._results(self.futures, self.jobs)
+        results = self.engine._results(self.futures, self.jobs, self.client)
         repeats = self.repeats
         ran = {
             key: aggregate.combine_repeats(
-                [
-                    r
-                    for r in results[position * repeats : (position + 1) * repeats]
-                    if r.get("status") != _SKIPPED
-                ]
+                [r for r in results[position * repeats : (position + 1) * repeats] if r.status != _SKIPPED]
             )
             for position, key in enumerate(self.keys)
         }
@@ -231,6 +241,7 @@ class Engine:
         self._check_program = functools.lru_cache(maxsize=4096)(
             lambda program: static_checks.check_program(program, policy, sizes)
         )
+        self._literal_limits = literals.LiteralLimits(max_chars=max(sizes.max_answer_chars, sizes.max_input_chars))
         self._lane_counter = itertools.count()
         self._lane_lock = threading.Lock()
         self._fingerprint = {
@@ -273,66 +284,72 @@ class Engine:
             return [base + repeat for repeat in range(repeats)]
         return self.pool.least_loaded_lanes(repeats)
 
-    def _submit(self, job: dict[str, Any], lane: int) -> Future[dict[str, Any]]:
-        return self.pool.submit(job, lane)
-
-    def _submit_any(self, job: dict[str, Any]) -> Future[dict[str, Any]]:
-        return self.pool.submit_any(job)
-
     def _results(
-        self, futures: list[Future[dict[str, Any]]], jobs: list[tuple[dict[str, Any], int]]
-    ) -> list[dict[str, Any]]:
+        self, futures: list[Future[ChildResult]], jobs: list[tuple[SandboxJob, int]], client: str
+    ) -> list[ChildResult]:
         """Wait for results; re-run sandbox errors up to `retries` times, each on the lane
         (hash seed) it ran on, so the repeats of one input stay in distinct lanes."""
         results = [future.result() for future in futures]
         for _ in range(self.settings.retries):
-            again = [i for i, r in enumerate(results) if r.get("status") == "sandbox_error"]
+            again = [i for i, r in enumerate(results) if r.status == SANDBOX_ERROR]
             if not again:
                 break
             log.warning("retrying %d job(s) after sandbox errors", len(again))
-            retried = [self._submit(jobs[i][0], int(results[i].get("lane", jobs[i][1]))) for i in again]
+            retried = [
+                self.pool.submit(jobs[i][0], results[i].lane if results[i].lane >= 0 else jobs[i][1], client)
+                for i in again
+            ]
             for index, future in zip(again, retried, strict=True):
                 results[index] = future.result()
         return results
 
     # ------------------------------------------------------------------ validate
     def validate(
-        self, tasks: Sequence[ValidateTask], repeats: int = 2, timeout_s: float | None = None
+        self,
+        tasks: Sequence[ValidateTask],
+        repeats: int = 2,
+        timeout_s: float | None = None,
+        client: str | None = None,
     ) -> list[ValidateResult]:
-        """Static checks, then `repeats` isolated runs per input; outputs must agree."""
-        validation = self._start_validation(tasks, repeats, timeout_s)
+        """Static checks, then `repeats` isolated runs per input; outputs must agree.
+        `client` names who asked (an API key, a request): the pool shares its sandboxes
+        fairly between clients; by default every call is its own client."""
+        validation = self._start_validation(tasks, repeats, timeout_s, client or _new_client())
         validation.runs.finish()
         return self._validation_results(validation)
 
     async def validate_async(
-        self, tasks: Sequence[ValidateTask], repeats: int = 2, timeout_s: float | None = None
+        self,
+        tasks: Sequence[ValidateTask],
+        repeats: int = 2,
+        timeout_s: float | None = None,
+        client: str | None = None,
     ) -> list[ValidateResult]:
         """`validate` for an event loop, for small calls: the static checks run on the loop's
         own thread (keep the call small), and the wait for the sandboxes blocks nothing, so
         no thread hand-over sits between the request and its executions."""
-        validation = self._start_validation(tasks, repeats, timeout_s)
+        validation = self._start_validation(tasks, repeats, timeout_s, client or _new_client())
         runs = validation.runs
         if runs.futures:
             await asyncio.wait([asyncio.wrap_future(future) for future in runs.futures])
-        if any(f.result().get("status") == "sandbox_error" for f in runs.futures):
+        if any(f.result().status == SANDBOX_ERROR for f in runs.futures):
             await asyncio.to_thread(runs.finish)  # its retries wait on the sandboxes
         else:
             runs.finish()
         return self._validation_results(validation)
 
     def _start_validation(
-        self, tasks: Sequence[ValidateTask], repeats: int, timeout_s: float | None
+        self, tasks: Sequence[ValidateTask], repeats: int, timeout_s: float | None, client: str
     ) -> _Validation:
         """Static checks, cache lookups, and the executions submitted (not awaited)."""
         sizes, policy = self.settings.sizes, self.settings.policy
         repeats = max(1, min(int(repeats), sizes.max_repeats, self.settings.lanes))
         limits = self.limits_for(timeout_s)
-        job_limits = limits.for_job()
 
         program_findings: list[Finding | None] = []
         outcomes: list[list[InputOutcome | None]] = []
         pending: list[tuple[int, int, str]] = []  # (task index, input index, cache key)
-        runs = _ValidationRuns(self, tasks, outcomes, repeats, job_limits)
+        runs = _ValidationRuns(self, tasks, outcomes, repeats, limits, client)
         for task in tasks:
             finding = self._check_program(task.program)
             if finding is None and not task.inputs:
@@ -403,51 +420,62 @@ class Engine:
         return results
 
     # ------------------------------------------------------------------ verify
-    def verify(self, answers: Sequence[Answer], timeout_s: float | None = None) -> list[VerifyResult]:
-        """Judge solver answers for deduction, abduction and induction tasks."""
+    def verify(
+        self, answers: Sequence[Answer], timeout_s: float | None = None, client: str | None = None
+    ) -> list[VerifyResult]:
+        """Judge solver answers for deduction, abduction and induction tasks.
+
+        Deduction is decided here alone (two literals compared); abduction runs the task's
+        program on the answer, induction runs the candidate on each hidden input, and the
+        returned reprs are compared here with the gold outputs, which never enter a sandbox."""
+        client = client or _new_client()
         limits = self.limits_for(timeout_s)
-        job_limits = limits.for_job()
         results: list[VerifyResult | None] = [None] * len(answers)
-        plans: list[tuple[int, str, list[dict[str, Any]]]] = []
+        plans: list[tuple[int, str, _Plan]] = []
         for index, answer in enumerate(answers):
-            plan = self._plan_answer(answer, job_limits)
+            plan = self._plan_answer(answer, limits)
             if isinstance(plan, VerifyResult):
                 results[index] = plan
             else:
-                key = cache_key("verify", plan, limits.model_dump(), self._fingerprint)
+                key = cache_key(
+                    "verify",
+                    [(job.program, job.input) for job in plan.jobs],
+                    [text for _, text in plan.golds],
+                    limits.model_dump(),
+                    self._fingerprint,
+                )
                 plans.append((index, key, plan))
 
         keys = list(dict.fromkeys(key for _, key, _ in plans))
         cached = dict(zip(keys, self.cache.get_many(keys), strict=True))
-        to_run: dict[str, list[dict[str, Any]]] = {}
+        to_run: dict[str, _Plan] = {}
         for index, key, plan in plans:
             hit = cached.get(key)
             if hit is not None:
+                verdict = Verdict(hit["verdict"])
                 results[index] = VerifyResult(
-                    answers[index].id,
-                    hit["verdict"] == "ok",
-                    Verdict(hit["verdict"]),
-                    hit["detail"],
-                    cached=True,
+                    answers[index].id, verdict is Verdict.OK, verdict, hit["detail"], cached=True
                 )
             else:
                 to_run.setdefault(key, plan)
 
-        flat: list[tuple[dict[str, Any], int]] = []
+        flat: list[tuple[SandboxJob, int]] = []
         for plan in to_run.values():
             base = self._next_lane()
-            flat.extend((job, base + offset) for offset, job in enumerate(plan))
+            flat.extend((job, base + offset) for offset, job in enumerate(plan.jobs))
         # No hash-seed constraint here: each job goes to whichever zygote is free first.
-        futures = [self._submit_any(job) for job, _ in flat]
-        run_results = self._results(futures, flat)
+        futures = [self.pool.submit_any(job, client) for job, _ in flat]
+        run_results = self._results(futures, flat, client)
 
         judged: dict[str, tuple[Verdict, str]] = {}
         fresh: dict[str, dict[str, Any]] = {}
         position = 0
         for key, plan in to_run.items():
-            chunk = run_results[position : position + len(plan)]
-            position += len(plan)
-            verdict, detail = aggregate.induction_verdict(chunk)
+            runs = run_results[position : position + len(plan.jobs)]
+            position += len(plan.jobs)
+            verdict, detail = aggregate.judge_cases(runs, plan.golds)
+            if not plan.cases:  # abduction: one call, no "case 0:" prefix
+                verdict, detail = aggregate.judge_call(runs[0], *plan.golds[0])
             judged[key] = (verdict, detail)
             if verdict not in aggregate.UNCACHEABLE:
                 fresh[key] = {"verdict": verdict.value, "detail": detail}
@@ -459,30 +487,20 @@ class Engine:
             self.cache.set_many(fresh)
         return [r if r is not None else VerifyResult("", False, Verdict.SANDBOX_ERROR) for r in results]
 
-    def _gold_finding(self, output: str, job: dict[str, Any], what: str) -> Finding | None:
-        """Check a gold output for a check_call job.
+    def _literal(self, text: str, what: str) -> object | Finding:
+        """`text` parsed as a literal, or the finding that says why it is not one."""
+        sizes = self.settings.sizes
+        problem = static_checks._text_problem(text, what, sizes.max_answer_chars)
+        if problem is not None:
+            return Finding(Verdict.INVALID_INPUT, problem)
+        try:
+            return literals.parse_value(text, self._literal_limits)
+        except literals.LiteralError as exc:
+            return Finding(Verdict.INVALID_INPUT, f"the {what} is not a literal: {exc}")
 
-        A gold output that is not an expression but a plain repr such as
-        ``defaultdict(<class 'int'>, {0: 1})`` cannot be evaluated; such a job compares
-        ``repr(f(input))`` with it as text instead (marked ``expected_repr``). Empty,
-        oversized or forbidden gold outputs stay findings.
-        """
-        sizes, policy = self.settings.sizes, self.settings.policy
-        finding = static_checks.check_expression(output, policy, sizes.max_answer_chars, what)
-        if finding is None:
-            return None
-        textual = (
-            finding.verdict is Verdict.INVALID_INPUT
-            and output.strip() != ""
-            and static_checks._text_problem(output, what, sizes.max_answer_chars) is None
-        )
-        if not textual:
-            return finding
-        job["expected_repr"] = True
-        return None
-
-    def _plan_answer(self, answer: Answer, job_limits: dict[str, Any]) -> VerifyResult | list[dict[str, Any]]:
-        """The sandbox jobs that decide one answer, or its verdict if a static check decides it."""
+    def _plan_answer(self, answer: Answer, limits: Limits) -> VerifyResult | _Plan:
+        """The sandbox jobs and gold values that decide one answer, or its verdict if it is
+        decided without running anything (every deduction answer, every rejected answer)."""
         sizes, policy = self.settings.sizes, self.settings.policy
 
         def reject(finding: Finding) -> VerifyResult:
@@ -491,39 +509,16 @@ class Engine:
         if answer.task_type == "deduction":
             if answer.output is None:
                 return reject(Finding(Verdict.INVALID_INPUT, "a deduction answer needs the gold 'output'"))
-            finding = static_checks.check_expression(answer.answer, policy, sizes.max_answer_chars, "answer")
-            if finding is not None:
-                return reject(finding)
-            program = answer.program
-            if program is not None and self._check_program(program) is not None:
-                program = None  # the gold output is what counts; evaluate without the program
-            job: dict[str, Any] = {
-                "mode": "check_value",
-                "program": program,
-                "expected": answer.output.strip(),
-                "answer": answer.answer.strip(),
-                "limits": job_limits,
-            }
-            gold_finding = static_checks.check_expression(
-                answer.output, policy, sizes.max_answer_chars, "gold output"
-            )
-            if gold_finding is not None:
-                # A repr that is no expression (e.g. "defaultdict(<class 'int'>, {...})") can still be
-                # judged when the task's program and input are given: the sandbox recomputes the gold
-                # value with f(input) and accepts it only if its repr is exactly the gold text.
-                recompute = (
-                    gold_finding.verdict is Verdict.INVALID_INPUT
-                    and program is not None
-                    and answer.input is not None
-                    and static_checks.check_arguments(answer.input, policy, sizes.max_input_chars) is None
-                    and answer.output.strip() != ""
-                    and static_checks._text_problem(answer.output, "gold output", sizes.max_answer_chars)
-                    is None
-                )
-                if not recompute:
-                    return reject(gold_finding)
-                job["gold_input"] = answer.input
-            return [job]
+            gold = self._literal(answer.output, "gold output")
+            if isinstance(gold, Finding):
+                return reject(gold)
+            predicted = self._literal(answer.answer, "answer")
+            if isinstance(predicted, Finding):
+                return reject(predicted)
+            if literals.values_equal(gold, predicted):
+                return VerifyResult(answer.id, True, Verdict.OK)
+            detail = f"expected {aggregate.shorten(answer.output.strip())}, got {aggregate.shorten(answer.answer.strip())}"
+            return VerifyResult(answer.id, False, Verdict.WRONG, detail)
 
         if answer.task_type == "abduction":
             if answer.program is None or answer.output is None:
@@ -531,22 +526,20 @@ class Engine:
                     Finding(Verdict.INVALID_INPUT, "an abduction answer needs 'program' and 'output'")
                 )
             finding = self._check_program(answer.program)
-            finding = finding or static_checks.check_arguments(
-                answer.answer, policy, sizes.max_answer_chars, "answer"
-            )
             if finding is not None:
                 return reject(finding)
-            job = {
-                "mode": "check_call",
-                "program": answer.program,
-                "input": answer.answer,
-                "expected": answer.output.strip(),
-                "limits": job_limits,
-            }
-            gold_finding = self._gold_finding(answer.output, job, "gold output")
-            if gold_finding is not None:
-                return reject(gold_finding)
-            return [job]
+            problem = static_checks._text_problem(answer.answer, "answer", sizes.max_answer_chars)
+            if problem is not None:
+                return reject(Finding(Verdict.INVALID_INPUT, problem))
+            try:
+                literals.parse_arguments(answer.answer, self._literal_limits)
+            except literals.LiteralError as exc:
+                return reject(Finding(Verdict.INVALID_INPUT, f"the answer is not a literal argument list: {exc}"))
+            gold = self._literal(answer.output, "gold output")
+            if isinstance(gold, Finding):
+                return reject(gold)
+            job = sandbox_job(answer.program, answer.answer.strip(), limits)
+            return _Plan([job], [(gold, answer.output.strip())], cases=False)
 
         if answer.task_type == "induction":
             if not answer.cases:
@@ -558,24 +551,32 @@ class Engine:
                         f"{len(answer.cases)} cases; the limit is {sizes.max_cases_per_answer}",
                     )
                 )
-            finding = static_checks.check_program(answer.answer, policy, sizes)
+            finding = self._check_program(answer.answer)
             if finding is not None:
                 return reject(finding)
-            jobs = []
+            jobs: list[SandboxJob] = []
+            golds: list[tuple[object, str]] = []
             for number, case in enumerate(answer.cases):
-                case_job = {
-                    "mode": "check_call",
-                    "program": answer.answer,
-                    "input": case.input,
-                    "expected": case.output.strip(),
-                    "limits": job_limits,
-                }
                 case_finding = static_checks.check_arguments(
                     case.input, policy, sizes.max_input_chars, f"input of case {number}"
-                ) or self._gold_finding(case.output, case_job, f"output of case {number}")
+                )
                 if case_finding is not None:
                     return reject(case_finding)
-                jobs.append(case_job)
-            return jobs
+                gold = self._literal(case.output, f"output of case {number}")
+                if isinstance(gold, Finding):
+                    return reject(gold)
+                jobs.append(sandbox_job(answer.answer, case.input, limits))
+                golds.append((gold, case.output.strip()))
+            return _Plan(jobs, golds, cases=True)
 
         return reject(Finding(Verdict.INVALID_INPUT, f"unknown task_type {answer.task_type!r}"))
+
+
+@dataclass
+class _Plan:
+    """The executions that decide one answer and the gold values (with their texts) that
+    their outputs are compared with, here, after the runs."""
+
+    jobs: list[SandboxJob]
+    golds: list[tuple[object, str]]
+    cases: bool

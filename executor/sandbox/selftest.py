@@ -1,25 +1,26 @@
-"""A start-up escape suite: run before a worker takes jobs; any failure means "do not serve".
+"""The start-up self-test: proves every kernel layer before a service or worker serves.
 
-Each probe is a program that tries one way out of the sandbox and returns a string
-starting with ``ESCAPED`` only if the attempt worked.  A probe passes when the sandbox
-answers with a non-``ok`` verdict (the audit hook, seccomp, rlimits or the container
-refused) or with ``ok`` and an output that does not report an escape.  A control
-program must give ``ok`` with the right answer on every lane, so a broken sandbox
-(every verdict ``sandbox_error``) cannot pass as a safe one.
+It starts one extra zygote with the same confinement as the pool's but WITHOUT the
+Python layers (no audit hook, no module guards), and runs escape probes in it: each
+probe tries one way out and returns a text starting with ``ESCAPED`` only if the
+attempt worked. So every probe that passes was stopped by the kernel (Landlock,
+seccomp, uid, rlimits) or the C runner, not by a filter in the judged interpreter.
+A control program must give the right answer, so a broken sandbox (every verdict
+``sandbox_error``) cannot pass as a safe one. A zygote that cannot apply a layer
+refuses to start at all, unless the pool's ``allow_missing`` downgrades that layer.
 
-    failures = self_test(pool)   # [] when all is well
+    failures = self_test(pool.config)   # [] when all is well
 """
 
 from __future__ import annotations
 
-import ast
+import dataclasses
 import os
 import re
-from typing import Any
 
-from executor.sandbox.pool import SandboxPool
-
-_LIMITS = {"timeout_s": 5.0, "cpu_s": 6, "memory_mb": 256}
+from executor import literals
+from executor.sandbox.pool import PoolConfig, SandboxPool
+from executor.sandbox.protocol import SandboxJob
 
 # (name, program) - f() takes no argument.
 PROBES: list[tuple[str, str]] = [
@@ -79,14 +80,48 @@ PROBES: list[tuple[str, str]] = [
         "        return 'blocked: ' + str(exc)\n",
     ),
     (
-        "filesystem: append to the runtime's own source",
+        "filesystem: read a world-readable host file (/etc/passwd)",
         "def f():\n"
-        "    import sys\n"
-        "    path = sys.modules['__main__'].__file__ if hasattr(sys.modules['__main__'], '__file__') else '/opt/azr/runtime.py'\n"
         "    try:\n"
-        "        with open(path, 'a') as handle:\n"
-        "            handle.write('#')\n"
-        "        return 'ESCAPED: appended to ' + path\n"
+        "        with open('/etc/passwd') as handle:\n"
+        "            return 'ESCAPED: read /etc/passwd: ' + handle.read(40)\n"
+        "    except OSError as exc:\n"
+        "        return 'blocked: ' + str(exc)\n",
+    ),
+    (
+        "filesystem: read this process's memory (/proc/self/mem)",
+        "def f():\n"
+        "    try:\n"
+        "        with open('/proc/self/mem', 'rb') as handle:\n"
+        "            return 'ESCAPED: opened /proc/self/mem'\n"
+        "    except OSError as exc:\n"
+        "        return 'blocked: ' + str(exc)\n",
+    ),
+    (
+        "filesystem: set an extended attribute on a host file",
+        "def f():\n"
+        "    import os\n"
+        "    try:\n"
+        "        os.setxattr('/tmp', 'user.azr', b'x')\n"
+        "        return 'ESCAPED: set an xattr on /tmp'\n"
+        "    except OSError as exc:\n"
+        "        return 'blocked: ' + str(exc)\n",
+    ),
+    (
+        "memory: load ctypes (native code that writes memory)",
+        "def f():\n"
+        "    try:\n"
+        "        import ctypes\n"
+        "        return 'ESCAPED: ctypes loaded: ' + repr(ctypes.c_int)\n"
+        "    except BaseException as exc:\n"
+        "        return 'blocked: ' + type(exc).__name__\n",
+    ),
+    (
+        "nondeterminism: read the kernel's randomness (os.urandom)",
+        "def f():\n"
+        "    import os\n"
+        "    try:\n"
+        "        return 'ESCAPED: os.urandom gave ' + os.urandom(8).hex()\n"
         "    except OSError as exc:\n"
         "        return 'blocked: ' + str(exc)\n",
     ),
@@ -164,58 +199,58 @@ _ALLOWED_ENV = {
     "HOSTNAME",
     "HOME",
     "TERM",
+    "LD_BIND_NOW",
 }
 _SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSW|REDIS|CREDENTIAL|AWS_|DOCKER_|AZR_", re.IGNORECASE)
 
 
-def _job(program: str, argument: str = "") -> dict[str, Any]:
-    return {"mode": "run", "program": program, "input": argument, "calls": 1, "limits": dict(_LIMITS)}
+def _job(program: str, argument: str = "") -> SandboxJob:
+    return SandboxJob(program=program, input=argument, calls=1, timeout_s=5.0, cpu_s=6, memory_mb=256)
 
 
-def self_test(pool: SandboxPool) -> list[str]:
-    """Run the escape suite in `pool`'s sandboxes; return one line per failure ([] = safe)."""
-    failures: list[str] = []
-    lanes = max(1, pool.config.lanes)
-    jobs: list[tuple[dict[str, Any], int]] = []
-    for index, (_, program) in enumerate(PROBES):
-        jobs.append((_job(program), index % lanes))
-    jobs.append((_job(_ENV_PROBE), 0))
-    controls = [(_job(_CONTROL, "[3, 1, 2]"), lane) for lane in range(lanes)]
+def self_test(config: PoolConfig) -> list[str]:
+    """Run the escape suite in a zygote confined like `config`'s, minus its Python layers;
+    one line per failure ([] = every layer holds)."""
+    probe_config = dataclasses.replace(config, lanes=1, zygotes_per_lane=1, python_layers=False)
+    pool = SandboxPool(probe_config)
     try:
-        results = pool.run(jobs + controls)
-    except Exception as exc:  # noqa: BLE001 - a pool that cannot run the suite is not safe
+        pool.start()
+        jobs = [_job(program) for _, program in PROBES] + [_job(_ENV_PROBE), _job(_CONTROL, "[3, 1, 2]")]
+        results = [future.result() for future in [pool.submit(job, 0, "self-test") for job in jobs]]
+    except Exception as exc:  # noqa: BLE001 - a sandbox that cannot run the suite is not safe
         return [f"the self-test could not run: {type(exc).__name__}: {exc}"]
+    finally:
+        pool.close()
 
+    failures: list[str] = []
     for (name, _), result in zip(PROBES, results, strict=False):
-        status = result.get("status")
-        output = str(result.get("output", ""))
-        if status == "sandbox_error":
-            failures.append(f"{name}: the sandbox failed ({result.get('detail', '')})")
-        elif status == "ok" and "ESCAPED" in output:
+        output = result.outputs[0] if result.outputs else ""
+        if result.status == "sandbox_error":
+            failures.append(f"{name}: the sandbox failed ({result.detail})")
+        elif result.status == "ok" and "ESCAPED" in output:
             failures.append(f"{name}: {output[:200]}")
 
     env_result = results[len(PROBES)]
-    if env_result.get("status") == "ok":
+    if env_result.status == "ok" and env_result.outputs:
         try:
-            seen = ast.literal_eval(env_result.get("output", "{}"))
-        except (ValueError, SyntaxError):
+            seen = literals.parse_value(env_result.outputs[0])
+        except literals.LiteralError:
             seen = {}
         if isinstance(seen, dict):
             ours = dict(os.environ)
             leaked = sorted(
-                key
+                str(key)
                 for key, value in seen.items()
-                if key not in _ALLOWED_ENV and (ours.get(key) == value or _SECRET_NAME.search(str(key)))
+                if key not in _ALLOWED_ENV and (ours.get(str(key)) == value or _SECRET_NAME.search(str(key)))
             )
             if leaked:
                 failures.append(f"secrets: the worker's environment is visible in the sandbox: {leaked[:10]}")
-    elif env_result.get("status") == "sandbox_error":
-        failures.append(f"environment probe: the sandbox failed ({env_result.get('detail', '')})")
+    elif env_result.status == "sandbox_error":
+        failures.append(f"environment probe: the sandbox failed ({env_result.detail})")
 
-    for lane, result in enumerate(results[len(PROBES) + 1 :]):
-        if result.get("status") != "ok" or result.get("output") != "[3, 2, 1]":
-            failures.append(
-                f"control program on lane {lane}: expected ok '[3, 2, 1]', got {result.get('status')} "
-                f"{result.get('output', '')!r} {result.get('detail', '')}"
-            )
+    control = results[-1]
+    if control.status != "ok" or control.outputs[:1] != ("[3, 2, 1]",):
+        failures.append(
+            f"control program: expected ok '[3, 2, 1]', got {control.status} {control.outputs!r} {control.detail}"
+        )
     return failures
