@@ -302,6 +302,24 @@ def engine_section(args: argparse.Namespace) -> dict[str, Any]:
             )
         )
 
+        # ---- deduction verify: no sandbox at all, two literals parsed and compared here.
+        deductions = [a for a in answers if a.task_type == "deduction"]
+        deductions = (deductions * (1 + 20_000 // max(1, len(deductions))))[:20_000]
+        before = pool.executions
+        started = time.perf_counter()
+        judged = engine.verify(deductions)
+        elapsed = time.perf_counter() - started
+        deduction_row = _row(
+            "engine verify, deduction only",
+            len(deductions),
+            elapsed,
+            [elapsed * 1000 / max(1, len(deductions))],
+            f"{pool.executions - before} executions (none needed); "
+            f"{sum(r.correct for r in judged)}/{len(judged)} correct; answers/s",
+        )
+        rows.append(deduction_row)
+        figures["deduction_answers_per_s"] = deduction_row["executions_per_s"]
+
         # ---- cache hits: the same validations again.
         cache = engine.cache
         hits_before = getattr(cache, "hits", 0)
@@ -413,6 +431,76 @@ def engine_section(args: argparse.Namespace) -> dict[str, Any]:
     figures["rows"] = rows
     figures["ratio_to_baseline"] = round(engine_rate / rate, 2) if rate else None
     return figures
+
+
+@register_section("flood")
+def flood_section(args: argparse.Namespace) -> dict[str, Any]:
+    """One client's single-task requests while another client runs 64 programs that spin
+    until a 10 s timeout: the latency the first client sees, idle and under the flood."""
+    import threading
+
+    from executor.engine import Engine, EngineSettings
+    from executor.verdicts import ValidateTask, Verdict
+
+    quick = bool(getattr(args, "quick", False))
+    tag = uuid.uuid4().hex[:8]
+    spin_timeout_s = 10.0
+    engine = Engine(EngineSettings())
+    engine.start()
+
+    def single(index: int) -> tuple[float, bool]:
+        task = ValidateTask(f"s{index}", f"def f(a):\n    return sorted(a)[::-1]  # {tag} {index}", ["[3, 1, 2]"])
+        t0 = time.perf_counter()
+        result = engine.validate([task], repeats=2, client="single")[0]
+        return (time.perf_counter() - t0) * 1000, result.valid and result.outputs == ["[3, 2, 1]"]
+
+    try:
+        idle = [single(i) for i in range(30)]
+        spinners = [
+            ValidateTask(f"spin{i}", f"def f(a):\n    while True:\n        a += 1  # {tag} {i}", ["1"])
+            for i in range(64)
+        ]
+        flood_results: list[Any] = []
+
+        def flood() -> None:
+            flood_results.extend(engine.validate(spinners, repeats=2, timeout_s=spin_timeout_s, client="flood"))
+
+        thread = threading.Thread(target=flood, daemon=True)
+        flood_started = time.perf_counter()
+        thread.start()
+        time.sleep(0.5)  # the flood is under way
+        loaded: list[tuple[float, bool]] = []
+        window_s = 4.0 if quick else 8.0
+        with tqdm(desc="single-task requests under the flood", unit="request") as bar:
+            while time.perf_counter() - flood_started < window_s and thread.is_alive():
+                loaded.append(single(1000 + len(loaded)))
+                bar.update(1)
+        thread.join()
+        flood_s = time.perf_counter() - flood_started
+    finally:
+        engine.close()
+    idle_ms = [ms for ms, _ in idle]
+    loaded_ms = [ms for ms, _ in loaded]
+    wrong = sum(not ok for _, ok in idle + loaded)
+    timeouts = sum(r.verdict is Verdict.TIMEOUT for r in flood_results)
+    rows = [
+        _row("single task, idle engine", len(idle), sum(idle_ms) / 1000, idle_ms, "latency = whole call"),
+        _row(
+            "single task, under the flood",
+            len(loaded),
+            sum(loaded_ms) / 1000,
+            loaded_ms,
+            f"while 64 spinners x 2 repeats run to their {spin_timeout_s:g} s timeout",
+        ),
+    ]
+    print_table("flood section (a client's single-task latency while another floods)", rows, None)
+    p50 = rows[1]["p50_ms"]
+    print(
+        f"\nunder the flood: p50 {p50:.1f} ms, p99 {rows[1]['p99_ms']:.1f} ms (idle p50 {rows[0]['p50_ms']:.1f} ms; "
+        f"target p50 < 50 ms); {wrong} wrong verdict(s) among {len(idle) + len(loaded)} single tasks; "
+        f"{timeouts}/64 spinners timed out, the flood took {flood_s:.1f} s"
+    )
+    return {"rows": rows, "flood_p50_ms": p50, "wrong_single_verdicts": wrong, "spinner_timeouts": timeouts}
 
 
 # ---------------------------------------------------------------------------- entry point

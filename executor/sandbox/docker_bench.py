@@ -25,26 +25,32 @@ import threading
 import time
 from typing import Any
 
+from executor.sandbox.protocol import ChildResult, SandboxJob
+
 PROGRAM = "def f(x):\n    return sorted(x)[::-1]"
 ARGUMENT = "[5, 3, 8, 1, 9, 2, 7, 4, 6, 0]"
 EXPECTED = "[9, 8, 7, 6, 5, 4, 3, 2, 1, 0]"
-LIMITS = {"timeout_s": 5.0, "cpu_s": 6, "memory_mb": 512}
 TARGET_VS_LOCAL = 1.3  # the Docker backend within 1.3x of the local backend
 TARGET_VS_DOCKER_RUN = 100.0  # and at least 100x one docker run per execution
 
 
-def _job() -> dict[str, Any]:
-    return {"mode": "run", "program": PROGRAM, "input": ARGUMENT, "calls": 1, "limits": dict(LIMITS)}
+def _job() -> SandboxJob:
+    return SandboxJob(program=PROGRAM, input=ARGUMENT, calls=1, timeout_s=5.0, cpu_s=6, memory_mb=512)
+
+
+def _run(pool: Any, lanes: range) -> list[ChildResult]:
+    futures = [pool.submit(_job(), lane) for lane in lanes]
+    return [future.result() for future in futures]
 
 
 def _measure_pool(pool: Any, executions: int) -> dict[str, Any]:
     pool.start()
-    pool.run([(_job(), lane) for lane in range(pool.size * 4)])  # warm every zygote
+    _run(pool, range(pool.size * 4))  # warm every zygote
     started = time.perf_counter()
-    results = pool.run([(_job(), index) for index in range(executions)])
+    results = _run(pool, range(executions))
     elapsed = time.perf_counter() - started
-    bad = [r for r in results if r.get("status") != "ok" or r.get("output") != EXPECTED]
-    walls = sorted(r.get("wall_ms", 0.0) for r in results)
+    bad = [r for r in results if r.status != "ok" or r.outputs[:1] != (EXPECTED,)]
+    walls = sorted(r.wall_ms for r in results)
     return {
         "executions": executions,
         "seconds": round(elapsed, 3),
