@@ -9,6 +9,7 @@ from executor_helpers import validate_one
 
 import executor.engine as engine_module
 from executor.engine import Engine
+from executor.sandbox.protocol import SandboxJob
 from executor.verdicts import ValidateTask, Verdict
 
 WORDS = "[" + ", ".join(repr(f"w{i:02d}x") for i in range(40)) + "]"
@@ -142,25 +143,20 @@ def test_a_small_call_starts_every_repeat_at_once(engine: Engine) -> None:
     from executor.engine import _ValidationRuns
 
     tasks = [ValidateTask(f"t{i}", f"def f(a):\n    return a  # {uuid.uuid4().hex}", ["1"]) for i in range(2)]
-    assert not _ValidationRuns(engine, tasks, [], 2, {}).staged
-    assert _ValidationRuns(engine, tasks * 5, [], 2, {}).staged
+    limits = engine.settings.limits
+    assert not _ValidationRuns(engine, tasks, [], 2, limits, "t").staged
+    assert _ValidationRuns(engine, tasks * 5, [], 2, limits, "t").staged
 
 
 def test_a_small_call_does_not_queue_behind_a_long_execution(engine: Engine) -> None:
     """Its repeats go to the least loaded lanes: one busy zygote does not hold it up."""
-    spin = {
-        "mode": "run",
-        "program": f"def f(a):\n    while True:\n        pass  # {uuid.uuid4().hex}",
-        "input": "0",
-        "calls": 1,
-        "limits": engine.settings.limits.model_copy(update={"timeout_s": 3.0}).for_job(),
-    }
+    spin = SandboxJob(f"def f(a):\n    while True:\n        pass  # {uuid.uuid4().hex}", "0", 1, 3.0, 4)
     busy_lane = engine.pool.least_loaded_lanes(1)[0]
-    spinner = engine.pool.submit(spin, busy_lane)
+    spinner = engine.pool.submit(spin, busy_lane, "spinner")
     while engine.pool.busy == 0:  # the spinning job has reached its zygote
         pass
     task = ValidateTask("quick", f"def f(a):\n    return a + 1  # {uuid.uuid4().hex}", ["1"])
     [result] = engine.validate([task], repeats=2)
     assert result.verdict is Verdict.OK and result.outputs == ["2"]
     assert not spinner.done(), "the small call waited for the long execution"
-    assert spinner.result()["status"] == "timeout"
+    assert spinner.result().status == "timeout"

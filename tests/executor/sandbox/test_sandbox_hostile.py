@@ -19,6 +19,7 @@ from executor_helpers import REPO_ROOT, child_pids, sandbox_processes
 from hostile_corpus import CORPUS, Hostile
 
 from executor.engine import Engine
+from executor.sandbox.protocol import SandboxJob
 from executor.verdicts import ValidateTask, Verdict
 
 MARK = uuid.uuid4().hex[:12]
@@ -63,9 +64,11 @@ def hostile_run(engine: Engine) -> dict[str, Any]:
     base = engine.settings.limits
     futures = []
     for index, case in enumerate(CORPUS):
-        limits = base.model_copy(update={"timeout_s": case.timeout_s, "memory_mb": 256}).for_job()
-        job = {"mode": "run", "program": _program(case), "input": case.input, "calls": 1, "limits": limits}
-        futures.append(engine.pool.submit(job, index))
+        limits = base.model_copy(update={"timeout_s": case.timeout_s, "memory_mb": 256})
+        job = SandboxJob(
+            _program(case), case.input, 1, limits.timeout_s, limits.cpu_seconds(), limits.memory_mb
+        )
+        futures.append(engine.pool.submit(job, index, "hostile"))
     raw = {case.name: future.result() for case, future in zip(CORPUS, futures, strict=True)}
     checked = engine.validate(
         [ValidateTask(case.name, _program(case), [case.input]) for case in CORPUS], repeats=2, timeout_s=2.0
@@ -89,15 +92,12 @@ def test_corpus_is_big_enough() -> None:
 @pytest.mark.parametrize("case", CORPUS, ids=[case.name for case in CORPUS])
 def test_hostile_program_without_static_checks(hostile_run: dict[str, Any], case: Hostile) -> None:
     result = hostile_run["raw"][case.name]
-    status = result["status"]
+    status = result.status
+    output = result.outputs[0] if result.outputs else ""
     assert status != "sandbox_error", result
-    assert status in case.allowed, (
-        f"{case.name}: {status}: {result.get('detail')} {result.get('output', '')[:200]}"
-    )
+    assert status in case.allowed, f"{case.name}: {status}: {result.detail} {output[:200]}"
     if status == "ok":
-        assert case.harmless(result.get("output", "")), (
-            f"{case.name} returned {result.get('output', '')[:300]!r}"
-        )
+        assert case.harmless(output), f"{case.name} returned {output[:300]!r}"
 
 
 @pytest.mark.parametrize("case", CORPUS, ids=[case.name for case in CORPUS])
