@@ -157,7 +157,9 @@ class ZygoteChannel(Protocol):
 
     ``reader`` is read by one thread only, ``writer`` written by one thread at a time;
     ``close`` may be called from any thread, more than once, and must make a blocked
-    read or write return (end of stream or an error)."""
+    read or write return (end of stream or an error). A channel may also have a
+    ``watch_busy(busy)`` method: the pool then hands it ``busy()``, true while the zygote
+    has jobs in flight (the Docker channel checks its container only then)."""
 
     @property
     def reader(self) -> ByteReader: ...
@@ -716,6 +718,9 @@ class SandboxPool:
             channel.close()
             error = answer.get("error") if isinstance(answer, dict) else None
             raise ZygoteStartError(str(error or f"unexpected answer {body[:200]!r}"))
+        watch_busy = getattr(channel, "watch_busy", None)
+        if watch_busy is not None:
+            watch_busy(lambda: bool(zygote.inflight))
         with self._lock:
             if self._closing:
                 closing = True
