@@ -309,7 +309,8 @@ class _Zygote:
         self.demoted = 0  # jobs in flight that were demoted (no longer hold a fast slot)
         self.sent = 0  # jobs sent to the current process
         self.retiring = False  # recycle_after reached: no new jobs, restart when drained
-        self.break_reason = ""  # why the pool ended the current process (hang, recycling, write error)
+        self.break_reason = ""  # why the pool ended the current process (hang, write error, recycling)
+        self.recycling = False  # ... and whether that was a planned replacement, not a failure
         self.recycles = 0
         self.resend: deque[_Pending] = deque()
         self.restarts = 0
@@ -622,7 +623,7 @@ class SandboxPool:
         fast, live = self.config.fast_slots, self.config.max_live
         while True:
             pending: _Pending | None = None
-            stop_reason = ""
+            stop_reason, recycle = "", False
             with self._lock:
                 while True:
                     if self._closing:
@@ -633,7 +634,7 @@ class SandboxPool:
                             if pending is not None:
                                 break
                         if zygote.retiring and not zygote.inflight:
-                            stop_reason = f"recycled after {zygote.sent} jobs"
+                            stop_reason, recycle = f"recycled after {zygote.sent} jobs", True
                             break
                         overdue = min((p.overdue_at for p in zygote.inflight.values()), default=None)
                         if overdue is not None and overdue <= time.monotonic():
@@ -645,7 +646,7 @@ class SandboxPool:
                     zygote.wakeup.wait(wait)
                 channel, generation = zygote.channel, zygote.generation
             if stop_reason:
-                self._break(zygote, generation, stop_reason)
+                self._break(zygote, generation, stop_reason, recycle)
                 continue
             assert pending is not None and channel is not None
             try:
@@ -655,13 +656,14 @@ class SandboxPool:
             except (OSError, ValueError) as exc:
                 self._break(zygote, generation, f"cannot send a job: {exc}")
 
-    def _break(self, zygote: _Zygote, generation: int, reason: str) -> None:
+    def _break(self, zygote: _Zygote, generation: int, reason: str, recycle: bool = False) -> None:
         """End the zygote's current process: its reader sees the stream end and restarts it."""
         with self._lock:
             if zygote.generation != generation or zygote.state != _READY or zygote.channel is None:
                 return
             zygote.state = _RESTARTING
             zygote.break_reason = reason
+            zygote.recycling = recycle
             channel = zygote.channel
         channel.close()
 
@@ -678,7 +680,8 @@ class SandboxPool:
         zygote.started.set()
         while True:
             channel = zygote.channel
-            assert channel is not None
+            if channel is None:  # the pool closed
+                return
             reason = self._read_records(zygote, channel)
             if self._closing or not self._restart(zygote, reason):
                 return
@@ -787,8 +790,8 @@ class SandboxPool:
             if self._closing:
                 return False
             reason = zygote.break_reason or reason
-            zygote.break_reason = ""
-            recycled = reason.startswith("recycled")
+            recycled = zygote.recycling
+            zygote.break_reason, zygote.recycling = "", False
             zygote.state = _RESTARTING
             zygote.generation += 1
             lost = sorted(zygote.inflight.values(), key=lambda p: p.job_id)
