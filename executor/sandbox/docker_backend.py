@@ -1,9 +1,12 @@
 """The Docker backend of the sandbox pool: one warm sandbox container per zygote slot.
 
-Each container runs the very same ``runtime.py`` as the local backend (the image
-``azr/sandbox`` holds Debian's python3.11, its standard library and that file only),
-as a zygote serving a unix socket in a directory bind-mounted from the worker
+Each container runs the very same zygote as the local backend (the image
+``azr/sandbox`` holds Debian's python3.11, its standard library, ``launch.py`` and the
+``runtime`` package beside it at /opt/azr, and the C fork loop built from
+``runtime/spawn.c``), serving a unix socket in a directory bind-mounted from the worker
 (``--socket /run/azr/zygote.sock``).  No network is involved: the socket is a file.
+Over it the pool speaks the same streaming protocol as over a local zygote's pipes
+(``runtime/wire.py``): one container is one zygote, running up to ``max_live`` children.
 Measured on the 2-core reference machine, a socket channel sustains ~690 isolated
 executions/s against ~430-550 for stdio attached through dockerd (see
 docs/docker.md), so the socket is the only channel implemented here.
@@ -21,9 +24,10 @@ its own unprivileged per-slot uid and to kill it (hence SETUID/SETGID/KILL); pro
 never run as root.
 
 A container that dies, is OOM-killed, paused or stops answering is detected by the
-channel (``alive()`` polls the socket for hang-up; a blocked read checks the
-container's state every ``watchdog_s``) and the pool replaces it through the factory
-and retries the batch.  Containers are labelled with their owner; those of dead owners
+channel (its socket hangs up; a read or write that waits while jobs are outstanding
+checks the container's state every ``watchdog_s``) or by the pool (a job unanswered
+``hang_grace_s`` past its own timeout), and the pool replaces it through the factory
+and re-sends its jobs in flight once.  Containers are labelled with their owner; those of dead owners
 are reaped when a pool starts, and a pool removes its own when it closes (also at
 interpreter exit).
 """
@@ -41,13 +45,14 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 from executor.sandbox import native
 from executor.sandbox.pool import (
     LAUNCH_PATH,
-    RUNTIME_PATH,
+    RUNTIME_DIR,
     ZYGOTE_ENVIRONMENT,
     ChannelFactory,
     PoolConfig,
@@ -67,22 +72,40 @@ CONTAINER_SOCKET_DIR = "/run/azr"
 SOCKET_NAME = "zygote.sock"
 DEFAULT_IMAGE = "azr/sandbox:latest"
 LABEL_RUNTIME_SHA = "azr.runtime.sha256"
+# How often a channel with nothing outstanding checks its container (see _ChannelIO).
+IDLE_WATCHDOG_S = 60.0
 
 
-# The C fork loop, compiled from spawn.c by the image build (sandbox/Dockerfile).
+# The C fork loop, compiled from runtime/spawn.c by the image build (sandbox/Dockerfile).
 IMAGE_SPAWN_HELPER = "/opt/azr/_azr_spawn.so"
 
 
+def runtime_files() -> list[str]:
+    """What the sandbox image holds of this checkout, relative to executor/sandbox:
+    launch.py and every file of the runtime package (compiled caches left out), sorted
+    by their bytes, as `LC_ALL=C sort` does."""
+    base = LAUNCH_PATH.parent
+    files = [LAUNCH_PATH] + [
+        path
+        for path in RUNTIME_DIR.rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"
+    ]
+    return sorted((path.relative_to(base).as_posix() for path in files), key=lambda name: name.encode())
+
+
 def runtime_sha256() -> str:
-    """The sha256 of this checkout's runtime.py, launch.py and spawn.c, in that order
-    (sandbox_images/build labels the image with it)."""
-    return hashlib.sha256(
-        RUNTIME_PATH.read_bytes() + LAUNCH_PATH.read_bytes() + native.SOURCE.read_bytes()
-    ).hexdigest()
+    """The sha256 of the `sha256sum` listing of `runtime_files()`: the same as
+    ``(cd executor/sandbox && sha256sum FILES...) | sha256sum`` in sandbox_images/build,
+    which labels the image with it. Any edit, addition, removal or rename changes it."""
+    base = LAUNCH_PATH.parent
+    listing = "".join(
+        f"{hashlib.sha256((base / name).read_bytes()).hexdigest()}  {name}\n" for name in runtime_files()
+    )
+    return hashlib.sha256(listing.encode()).hexdigest()
 
 
 def image_runtime_status(client: Any, image: str) -> tuple[bool, str]:
-    """(True, "") when `image` exists and holds this checkout's runtime.py, else (False, why)."""
+    """(True, "") when `image` exists and holds this checkout's runtime, else (False, why)."""
     try:
         found = client.images.get(image)
     except Exception as exc:  # noqa: BLE001
@@ -90,7 +113,7 @@ def image_runtime_status(client: Any, image: str) -> tuple[bool, str]:
     labelled = (found.labels or {}).get(LABEL_RUNTIME_SHA, "")
     if labelled != runtime_sha256():
         return False, (
-            f"the sandbox image {image} holds another runtime.py (sha256 {labelled[:12] or 'unknown'}, "
+            f"the sandbox image {image} holds another runtime (sha256 {labelled[:12] or 'unknown'}, "
             f"this checkout {runtime_sha256()[:12]}); rebuild it with sandbox_images/build sandbox"
         )
     return True, ""
@@ -175,11 +198,10 @@ class DockerSandboxConfig:
     cgroup_parent: str | None = None
     start_timeout_s: float = 30.0
     watchdog_s: float = 2.0
-    # Longest a single batch may take before the container counts as hung.
-    batch_deadline_s: float = 900.0
-    # Replace a container after this many batches (0 = never): limits what a long-lived
+    # Replace a container after it has been sent this many jobs (0 = never; it finishes
+    # the jobs it has first, see PoolConfig.recycle_after): limits what a long-lived
     # container can accumulate.
-    recycle_after_batches: int = 5000
+    recycle_after_jobs: int = 50_000
     docker_url: str | None = None  # None: DOCKER_HOST or the default socket
     reap_orphans: bool = True
 
@@ -197,7 +219,7 @@ class DockerSandboxConfig:
             "tmpfs_mb": ("AZR_SANDBOX_TMPFS_MB", int),
             "runtime": ("AZR_SANDBOX_RUNTIME", str),
             "cgroup_parent": ("AZR_SANDBOX_CGROUP_PARENT", str),
-            "recycle_after_batches": ("AZR_SANDBOX_RECYCLE_AFTER", int),
+            "recycle_after_jobs": ("AZR_SANDBOX_RECYCLE_AFTER", int),
             "docker_url": ("AZR_DOCKER_URL", str),
         }
         for name, (variable, kind) in mapping.items():
@@ -237,10 +259,12 @@ def docker_client(url: str | None = None, timeout: float = 60.0):
 class _ChannelIO:
     """Blocking file-like reads/writes on a non-blocking unix socket, with a watchdog.
 
-    While a read or write waits, the container's state is checked every
-    ``watchdog_s``: if it stopped, was removed, or is paused, or the batch has run
-    past its deadline, the wait ends with an OSError (the pool then replaces the
-    container and retries the batch).
+    One thread reads (the pool's reader: it waits here whenever the zygote is quiet) and
+    one writes. While a read or write waits, the container's state is checked every
+    ``watchdog_s`` while the pool has jobs in flight on it (else every
+    ``IDLE_WATCHDOG_S``, so idle containers cost the Docker engine next to nothing): if
+    it stopped, was removed or is paused, the wait ends with an OSError (the pool then
+    replaces the container and re-sends its jobs).
     """
 
     def __init__(self, channel: DockerZygoteChannel, sock: socket.socket) -> None:
@@ -251,14 +275,18 @@ class _ChannelIO:
         self._poller.register(sock.fileno(), select.POLLIN | select.POLLHUP | select.POLLERR)
         self._out_poller = select.poll()
         self._out_poller.register(sock.fileno(), select.POLLOUT | select.POLLHUP | select.POLLERR)
+        self._hangup_poller = select.poll()
+        self._hangup_poller.register(sock.fileno(), select.POLLRDHUP | select.POLLHUP | select.POLLERR)
 
     # reader side ---------------------------------------------------------------
-    def read(self, size: int = -1) -> bytes:
+    def read(self, size: int) -> bytes:
         if self._buffer:
             chunk, self._buffer = self._buffer[:size], self._buffer[size:]
             return chunk
         while True:
             events = self._poller.poll(self.channel.config.watchdog_s * 1000)
+            if self.channel.closed:
+                raise ConnectionError(f"sandbox container {self.channel.name}: channel closed")
             if events:
                 try:
                     data = self.sock.recv(max(size, 1 << 16))
@@ -270,6 +298,7 @@ class _ChannelIO:
                 if not data:
                     self.channel.mark_dead("the zygote closed its socket")
                     return b""
+                self.channel.received()
                 if len(data) > size:
                     self._buffer = data[size:]
                     data = data[:size]
@@ -279,8 +308,10 @@ class _ChannelIO:
     # writer side ---------------------------------------------------------------
     def write(self, data: bytes) -> int:
         view = memoryview(data)
-        self.channel.batch_started()
+        self.channel.sent()
         while view:
+            if self.channel.closed:
+                raise ConnectionError(f"sandbox container {self.channel.name}: channel closed")
             try:
                 sent = self.sock.send(view)
                 view = view[sent:]
@@ -297,12 +328,10 @@ class _ChannelIO:
     def flush(self) -> None:
         return None
 
-    def close(self) -> None:
-        return None
-
-    def readable_now(self) -> bool:
-        """True when the socket has data or a hang-up pending (an idle zygote sends nothing)."""
-        return bool(self._buffer) or bool(self._poller.poll(0))
+    def hung_up(self) -> bool:
+        """True when the zygote's end of the socket is closed (readable data is not a hang-up:
+        a streaming zygote writes whenever a job has news)."""
+        return bool(self._hangup_poller.poll(0))
 
 
 class DockerZygoteChannel:
@@ -314,9 +343,7 @@ class DockerZygoteChannel:
         self.slot = slot
         self.dead_reason = ""
         self._closed = False
-        self._batches = 0
-        self._batch_started = 0.0
-        self._last_check = 0.0
+        self._start_watch()
         self.name = f"azr-sbx-{config.owner}-{slot}-{uuid.uuid4().hex[:6]}"[:128]
         self.local_dir = os.path.join(config.socket_dir, config.owner, self.name)
         self.host_dir = os.path.join(config.host_socket_dir, config.owner, self.name)
@@ -411,16 +438,36 @@ class DockerZygoteChannel:
                 self.dead_reason += " (the container was OOM-killed)"
             log.warning("sandbox container %s is dead: %s", self.name, self.dead_reason)
 
-    def batch_started(self) -> None:
-        self._batches += 1
-        self._batch_started = time.monotonic()
+    def _start_watch(self) -> None:
+        self._sent_at = 0.0  # when a frame was last written
+        self._received_at = 0.0  # when the zygote last wrote anything
+        self._checked_at = time.monotonic()  # when the container's state was last known good
+        # Whether jobs are outstanding: the pool says (watch_busy); until then, a guess.
+        self._busy: Callable[[], bool] = lambda: self._sent_at > self._received_at
+
+    def watch_busy(self, busy: Callable[[], bool]) -> None:
+        """The pool's hook: `busy()` tells whether this zygote has jobs in flight."""
+        self._busy = busy
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def sent(self) -> None:
+        self._sent_at = time.monotonic()
+
+    def received(self) -> None:
+        self._received_at = time.monotonic()
 
     def check_during_wait(self) -> None:
-        """Called every watchdog_s while blocked on the socket; raises if the container is gone."""
+        """Called every watchdog_s while blocked on the socket; raises if the container is gone.
+
+        Asks the Docker engine only while jobs are in flight (a quiet zygote with nothing
+        to do is the normal case), else every IDLE_WATCHDOG_S."""
         now = time.monotonic()
-        if self._batch_started and now - self._batch_started > self.config.batch_deadline_s:
-            self.mark_dead(f"no answer within {self.config.batch_deadline_s:g} s")
-            raise TimeoutError(f"sandbox container {self.name}: {self.dead_reason}")
+        if not self.dead_reason and not self._busy() and now - self._checked_at < IDLE_WATCHDOG_S:
+            return
+        self._checked_at = now
         state = self._container_state()
         if state is None or not state.get("Running"):
             self.mark_dead("the container stopped")
@@ -430,13 +477,10 @@ class DockerZygoteChannel:
             raise ConnectionError(f"sandbox container {self.name}: {self.dead_reason}")
 
     def alive(self) -> bool:
-        """Cheap and accurate: an idle zygote never writes, so a readable socket means hang-up."""
+        """Cheap: no Docker engine call, one poll of the socket for a hang-up."""
         if self._closed or self.dead_reason or self.sock is None:
             return False
-        if self.config.recycle_after_batches and self._batches >= self.config.recycle_after_batches:
-            log.info("recycling sandbox container %s after %d batches", self.name, self._batches)
-            return False
-        if self._io.readable_now():
+        if self._io.hung_up():
             self.mark_dead("the socket hung up")
             return False
         return True
@@ -447,12 +491,17 @@ class DockerZygoteChannel:
             return
         self._closed = True
         if self.sock is not None:
-            try:
-                self.sock.close()
+            try:  # wakes a reader or writer waiting on the socket at once
+                self.sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
         if self.container is not None:
             _remove_container(self.container)
+        if self.sock is not None:
+            try:
+                self.sock.close()
+            except OSError:
+                pass
         shutil.rmtree(self.local_dir, ignore_errors=True)
 
 
@@ -502,10 +551,10 @@ class DockerChannelFactory:
         client = self.client
         current, why = image_runtime_status(client, self.config.image)
         if not current:
-            if "missing" in why:
-                raise DockerUnavailable(why)
-            # The container and this worker speak the same frame protocol in every version
-            # so far, but verdict details may differ: say so loudly.
+            # Another runtime may speak another protocol (the streaming one is not the
+            # batch one before it): refuse, unless told to go on regardless.
+            if "missing" in why or os.environ.get("AZR_SANDBOX_IMAGE_MISMATCH", "") != "warn":
+                raise DockerUnavailable(why + " (AZR_SANDBOX_IMAGE_MISMATCH=warn to start anyway)")
             log.warning("%s", why)
         if self.config.reap_orphans:
             reaped = reap_orphans(client)
@@ -534,6 +583,8 @@ class DockerSandboxPool(SandboxPool):
         config = config or PoolConfig()
         if config.spawn_helper is None:  # the image's own build, not this host's
             config.spawn_helper = IMAGE_SPAWN_HELPER if native.enabled() else ""
+        if not config.recycle_after:
+            config.recycle_after = self.docker_factory.config.recycle_after_jobs
         super().__init__(config, cast(ChannelFactory, self.docker_factory))
         self._atexit_registered = False
 
@@ -542,7 +593,7 @@ class DockerSandboxPool(SandboxPool):
         return self.docker_factory.config.owner
 
     def start(self) -> None:
-        if self._started:
+        if self._state == "running":
             return
         self.docker_factory.prepare()
         if not self._atexit_registered:

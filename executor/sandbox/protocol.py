@@ -166,7 +166,9 @@ def decode_record(body: bytes, timeout_for: dict[int, float] | None = None) -> R
         return Record(job_id, kind, ChildResult(status, outputs, detail, **figures))
     if kind == wire.KIND_NOT_STARTED:
         return Record(
-            job_id, kind, ChildResult(SANDBOX_ERROR, (), f"the zygote could not start a child: {_text(payload)}")
+            job_id,
+            kind,
+            ChildResult(SANDBOX_ERROR, (), f"the zygote could not start a child: {_text(payload)}"),
         )
     if kind not in (wire.KIND_TIMEOUT, wire.KIND_NO_RESULT):
         raise ValueError(f"unknown record kind {kind}")

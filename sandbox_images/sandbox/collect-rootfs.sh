@@ -43,10 +43,15 @@ nogroup:x:65534:
 G
 : >"$out/etc/shadow"; chmod 0600 "$out/etc/shadow"
 cp /etc/ld.so.cache "$out/etc/" 2>/dev/null || true
-cp /opt/azr/runtime.py /opt/azr/launch.py /opt/azr/_azr_spawn.so "$out/opt/azr/"
-chmod 0444 "$out/opt/azr/runtime.py" "$out/opt/azr/launch.py" "$out/opt/azr/_azr_spawn.so"
+# The runtime: launch.py with the runtime package beside it (its Python files; the C
+# source stays in the build stage) and the fork loop built from it.
+cp /opt/azr/launch.py /opt/azr/_azr_spawn.so "$out/opt/azr/"
+(cd /opt/azr && find runtime -name __pycache__ -prune -o -type f ! -name '*.c' ! -name '*.pyc' -print \
+    | while read -r file; do copy_to="$out/opt/azr/$file"; mkdir -p "$(dirname "$copy_to")"; cp "$file" "$copy_to"; done)
+find "$out/opt/azr" -type f -exec chmod 0444 {} +
+find "$out/opt/azr" -type d -exec chmod 0555 {} +
 chmod 0755 "$out/opt/azr"; chmod 0700 "$out/run/azr"; chmod 1777 "$out/tmp"
 
 # Smoke test inside the collected tree: everything the runtime imports must load.
 chroot "$out" /usr/bin/python3 -s -S -B -c "import ctypes, json, resource, select, socket, struct; ctypes.CDLL(None).prctl"
-chroot "$out" /usr/bin/python3 -s -S -B -c "import sys; sys.path.insert(0, '/opt/azr'); import _azr_spawn; _azr_spawn.run_batch"
+chroot "$out" /usr/bin/python3 -s -S -B -c "import sys; sys.path.insert(0, '/opt/azr'); import _azr_spawn, runtime.wire"
