@@ -201,7 +201,7 @@ def engine_section(args: argparse.Namespace) -> dict[str, Any]:
     engine.start()
     startup_s = time.perf_counter() - started
     print(
-        f"\nengine: {settings.lanes} lanes x {settings.zygotes_per_lane} zygote(s), batch {settings.batch_size}, "
+        f"\nengine: {settings.lanes} lanes x {settings.zygotes_per_lane} zygote(s), {settings.fast_slots} fast slot(s) each, "
         f"{os.cpu_count()} CPUs, started in {startup_s:.2f} s; workload: {len(seeds)} AZR seed triplets"
         f" x {rounds} round(s)"
     )

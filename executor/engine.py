@@ -209,7 +209,18 @@ class EngineSettings(BaseModel):
     backend: Literal["local", "docker"] = "local"
     lanes: int = Field(4, ge=1, le=64, description="Distinct hash-seed lanes (the most repeats).")
     zygotes_per_lane: int = Field(1, ge=1, le=64)
-    batch_size: int = Field(16, ge=1, le=1024)
+    fast_slots: int = Field(
+        2, ge=1, le=64, description="Children per zygote that may run at full priority at once."
+    )
+    max_live: int = Field(16, ge=1, le=1024, description="Live children per zygote, demoted ones included.")
+    demote_after_ms: float = Field(
+        50.0, gt=0, description="A child running longer is demoted: lowest priority, no fast slot."
+    )
+    allow_missing: tuple[str, ...] = Field(
+        (),
+        description="Confinement layers the sandbox may start without (landlock, seccomp, uid): "
+        "an explicit downgrade, shown in /readyz. Empty: a missing layer stops the service.",
+    )
     sandbox_uid_base: int | None = Field(61000, description="First uid for children when root.")
     max_timeout_s: float = Field(30.0, gt=0)
     cache_entries: int = Field(100_000, ge=0)

@@ -27,6 +27,7 @@ def pool_config(settings: EngineSettings) -> PoolConfig:
         sandbox_uid_base=settings.sandbox_uid_base,
         max_output_chars=settings.limits.max_output_chars,
         max_print_chars=settings.limits.max_print_chars,
+        forbidden_modules=tuple(settings.policy.forbidden_modules),
         **optional,
     )
 

@@ -103,12 +103,17 @@ class PoolConfig:
     # here for `python` when possible (executor.sandbox.native), "" to fork in Python.
     spawn_helper: str | None = None
     # Children of one zygote that count as fast (run for less than demote_after_ms).
-    fast_slots: int = 4
+    fast_slots: int = 2
     # All live children of one zygote, demoted ones included.
-    max_live: int = 32
-    demote_after_ms: float = 100.0
+    max_live: int = 16
+    demote_after_ms: float = 50.0
     # Confinement layers a zygote may do without (an explicit downgrade; see ZygoteHello).
     allow_missing: tuple[str, ...] = ()
+    # Modules the policy forbids, refused at run time inside the sandbox too.
+    forbidden_modules: tuple[str, ...] = ()
+    # Test only: zygotes without the in-process Python layers (audit hook, module guards),
+    # to show that the kernel layers hold on their own (the start-up self-test uses it).
+    python_layers: bool = True
     # A job still unanswered this long after its own wall-clock timeout means that its
     # zygote hangs: the zygote is replaced and its jobs re-sent.
     hang_grace_s: float = 30.0
@@ -123,6 +128,7 @@ class PoolConfig:
         if self.fast_slots < 1 or self.max_live < self.fast_slots:
             raise ValueError("need 1 <= fast_slots <= max_live")
         self.allow_missing = tuple(self.allow_missing)
+        self.forbidden_modules = tuple(self.forbidden_modules)
 
     def hello(self, slot: int, spawn_helper: str | None) -> ZygoteHello:
         uid = None if self.sandbox_uid_base is None else self.sandbox_uid_base + slot
@@ -136,6 +142,8 @@ class PoolConfig:
             max_live=self.max_live,
             demote_after_ms=self.demote_after_ms,
             allow_missing=self.allow_missing,
+            forbidden_modules=self.forbidden_modules,
+            python_layers=self.python_layers,
         )
 
 

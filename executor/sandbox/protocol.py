@@ -81,6 +81,8 @@ class ZygoteHello:
     demote_after_ms: float = 100.0
     # Confinement layers this zygote may do without (an explicit downgrade, named in /readyz).
     allow_missing: tuple[str, ...] = ()
+    # Modules the policy forbids: their functions raise inside the sandbox (runtime/guards.py).
+    forbidden_modules: tuple[str, ...] = ()
     # Test only: skip the in-process Python layers (audit hook, module guards) to show that
     # the kernel layers hold on their own.
     python_layers: bool = True
@@ -90,6 +92,7 @@ class ZygoteHello:
         data = asdict(self)
         data.update(data.pop("extra"))
         data["allow_missing"] = list(self.allow_missing)
+        data["forbidden_modules"] = list(self.forbidden_modules)
         return json.dumps(data, separators=(",", ":")).encode()
 
 
