@@ -27,7 +27,8 @@ dict, set and frozenset, plus what people naturally write for the same values:
 - ``set()`` and ``frozenset()``, and each with one list, tuple or set display as its argument:
   ``frozenset({1, 2})`` (the ``repr`` form), ``frozenset([1, 2])``, ``set((1, 2))``. No other call
   (not ``frozenset('ab')``, ``frozenset({})``, ``dict()`` or ``tuple()``);
-- whitespace and line breaks between tokens, and ``#`` comments.
+- whitespace and ``#`` comments between tokens; line breaks count as whitespace anywhere (Python
+  only allows them inside brackets, so ``'a'\\n'b'`` is ``'ab'`` here and a syntax error there).
 
 Nothing else: names other than those above, calls, attributes, subscripts, comprehensions, lambdas,
 f-strings, operators (``1+2``, ``'a'*3``, ``not 1``, ``~1``, ``--1``), ``:=``, ``...`` (Ellipsis),
@@ -138,8 +139,8 @@ _STRING = (
     r"[A-Za-z]{0,2}(?:"
     r"'''[^'\\]*+(?:(?:\\[\s\S]|'(?!''))[^'\\]*+)*+'''"
     r'|"""[^"\\]*+(?:(?:\\[\s\S]|"(?!""))[^"\\]*+)*+"""'
-    r"|'[^'\\\n]*+(?:\\[\s\S][^'\\\n]*+)*+'"
-    r'|"[^"\\\n]*+(?:\\[\s\S][^"\\\n]*+)*+"'
+    r"|'(?!'')[^'\\\n]*+(?:\\[\s\S][^'\\\n]*+)*+'"  # three quotes always open a triple-quoted string
+    r'|"(?!"")[^"\\\n]*+(?:\\[\s\S][^"\\\n]*+)*+"'
     r")"
 )
 # Python's numeric literals.
@@ -692,6 +693,8 @@ def _prepare(text: object, limits: LiteralLimits) -> str:
         raise LiteralError(f"expected a text (str), not {type(text).__name__}")
     if len(text) > limits.max_chars:
         raise LiteralError(f"the text has {len(text)} characters; at most {limits.max_chars} are accepted")
+    if "\x00" in text:  # as in Python source, even inside a string (repr writes it as \x00)
+        raise LiteralError(f"the text contains a NUL character (at character {text.index(chr(0)) + 1})")
     if "\r" in text:  # as in Python source: \r\n and \r are line breaks
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     return text
