@@ -99,9 +99,14 @@ def spawn_helper(python: str) -> str | None:
     digest = hashlib.sha256(source + recipe).hexdigest()[:16]
     target = cache_dir() / f"{MODULE}-{digest}{suffix}"
     if target.is_file():
+        try:
+            target.parent.chmod(0o700)  # service state: not for the sandbox uids
+        except OSError:
+            pass
         return str(target)
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
+        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        target.parent.chmod(0o700)  # service state: not for the sandbox uids
         handle, temporary = tempfile.mkstemp(prefix=f".{MODULE}-", suffix=suffix, dir=target.parent)
     except OSError as exc:
         log.warning("spawn helper not built (cannot write to %s: %s); set AZR_CACHE_DIR", target.parent, exc)

@@ -48,7 +48,7 @@ def blocked(result: ChildResult) -> bool:
     """The attempt failed: an error verdict, or f reported that it was refused."""
     if result.status != "ok":
         return True
-    return bool(result.outputs) and result.outputs[0].startswith("'blocked")
+    return bool(result.outputs) and result.outputs[0][1:].startswith("blocked")
 
 
 def attempt(body: str) -> str:
@@ -69,7 +69,7 @@ def test_the_kernel_only_zygote_really_has_no_python_layers(kernel_only: Sandbox
     assert info["layers"]["python"].startswith("off")
     assert not info["missing"], info
     # Without the audit hook, a forbidden import simply works: what follows is the kernel's doing.
-    result = run(kernel_only, "import socket, subprocess, ctypes.util\ndef f():\n    return 1\n")
+    result = run(kernel_only, "import socket, subprocess, gc\ndef f():\n    return 1\n")
     assert result.status == "ok", result
 
 
@@ -191,6 +191,8 @@ SEARCH = (
     "def f(needle):\n"
     "    seen = 0\n"
     "    def has(obj):\n"
+    "        if obj is needle:\n"
+    "            return False\n"
     "        try:\n"
     "            if isinstance(obj, (str, bytes)):\n"
     "                return needle in (obj if isinstance(obj, str) else obj.decode('latin-1'))\n"
@@ -303,10 +305,8 @@ def test_the_host_holds_without_python_layers(
 
 
 def test_service_files_are_unreadable_to_sandbox_uids() -> None:
-    """The audit store and other service state are 0600/0700: a child's uid cannot read them
-    even where Landlock is downgraded."""
-    from api.audit.store import AuditStore  # noqa: F401 - the store's own test checks the modes
-
+    """Service state is 0600/0700 (the audit store's own tests check its modes): a child's uid
+    cannot read it even where Landlock is downgraded."""
     cache = Path(os.environ.get("AZR_CACHE_DIR", Path.home() / ".cache" / "azr-exec"))
     if cache.exists():
         assert cache.stat().st_mode & 0o077 == 0 or not any(cache.iterdir())
@@ -320,7 +320,8 @@ def test_service_files_are_unreadable_to_sandbox_uids() -> None:
     [
         "import typing\ndef f():\n    return typing.sys.modules['time'].time() > 0\n",
         "import statistics\ndef f():\n    return statistics.random.random() < 2\n",
-        "import typing\ndef f():\n    return typing.sys.modules['datetime'].datetime.now().hour\n",
+        "import datetime\ndef f():\n    return datetime.datetime.now().hour\n",
+        "import os\ndef f():\n    return os.times()[4]\n",
         "import statistics\ndef f():\n    return statistics.mean([1, 2, 3])\n",
     ],
 )
