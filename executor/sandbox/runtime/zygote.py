@@ -43,6 +43,10 @@ PRELOADED_MODULES = (
     "typing",
     "copy",
 )
+# Native extension modules loaded here so that children can use them: a child cannot map
+# new executable memory (seccomp), so it can load no shared object of its own. Only the
+# C halves of pure modules (decimal, contextvars, json, ...); never ctypes, mmap & co.
+NATIVE_MODULES = ("_contextvars", "_decimal", "_json", "_typing", "_queue")
 LAYERS = ("c_runner", "landlock", "seccomp", "uid")
 _DIAGNOSTICS = []  # the zygote's own stderr, as a private descriptor
 DEMOTED_NICE = 15
@@ -199,11 +203,12 @@ def prepare(hello):
     """Apply every layer; the Setup says what holds."""
     setup = Setup(hello)
     setup.spawn = load_spawn(hello.get("spawn_helper"))
-    for name in hello.get("preload", PRELOADED_MODULES):
+    for name in (*hello.get("preload", PRELOADED_MODULES), *NATIVE_MODULES):
         try:
             __import__(name)
         except ImportError:
             pass
+    sys.modules.pop("_azr_spawn", None)  # the zygote keeps its own reference
     _process_settings()
     _python_layers(setup)
     if setup.spawn is None:
