@@ -42,6 +42,16 @@ class Settings(BaseSettings):
     sandbox_lanes: int = Field(4, ge=1, le=64)
     sandbox_zygotes_per_lane: int = Field(1, ge=1, le=64)
     sandbox_uid_base: int | None = 61000
+    sandbox_fast_slots: int = Field(2, ge=1, le=64, description="Children per zygote at full priority.")
+    sandbox_max_live: int = Field(16, ge=1, le=1024, description="Live children per zygote, demoted included.")
+    sandbox_demote_after_ms: float = Field(
+        50.0, gt=0, description="A child running longer drops to the lowest priority and frees its fast slot."
+    )
+    sandbox_allow_missing: list[Literal["landlock", "seccomp", "uid"]] = Field(
+        default_factory=list,
+        description="Confinement layers the sandbox may start without (an explicit downgrade, named in "
+        "/readyz and the log). Empty: a missing layer stops the service.",
+    )
     cache_entries: int = Field(100_000, ge=0)
 
     # Queue mode
@@ -91,6 +101,10 @@ class Settings(BaseSettings):
             lanes=max(self.sandbox_lanes, self.max_repeats),
             zygotes_per_lane=self.sandbox_zygotes_per_lane,
             sandbox_uid_base=self.sandbox_uid_base,
+            fast_slots=self.sandbox_fast_slots,
+            max_live=self.sandbox_max_live,
+            demote_after_ms=self.sandbox_demote_after_ms,
+            allow_missing=tuple(self.sandbox_allow_missing),
             max_timeout_s=self.max_timeout_s,
             cache_entries=self.cache_entries,
         )

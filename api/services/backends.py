@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
 import threading
@@ -64,6 +65,28 @@ def make_engine(settings: Settings, cache: Any | None = None) -> Engine:
 # ----------------------------------------------------------------------------- embedded
 
 
+DOWNGRADE_SETTING = "AZR_SANDBOX_ALLOW_MISSING"
+
+
+def confinement_view(zygotes: list[dict[str, Any]]) -> dict[str, Any]:
+    """What confines the children (the first zygote's layers; all zygotes share one setup),
+    and any layer a zygote runs without because the downgrade setting allows it."""
+    first = zygotes[0] if zygotes else {}
+    downgraded = sorted({layer for info in zygotes for layer in info.get("downgraded", ())})
+    view: dict[str, Any] = {"layers": first.get("layers", {}), "downgraded": downgraded}
+    if downgraded:
+        view["downgraded_by"] = f"{DOWNGRADE_SETTING}='{json.dumps(downgraded)}'"
+    return view
+
+
+def log_downgrades(zygotes: list[dict[str, Any]]) -> None:
+    view = confinement_view(zygotes)
+    if view["downgraded"]:
+        log.warning(
+            "sandbox running WITHOUT %s (allowed by %s)", ", ".join(view["downgraded"]), view["downgraded_by"]
+        )
+
+
 class EmbeddedBackend:
     """The engine and its sandbox pool in the API process; async jobs in a bounded in-memory store."""
 
@@ -82,6 +105,13 @@ class EmbeddedBackend:
     def start(self) -> None:
         self.engine.start()
         pool = self.engine.pool
+        from executor.sandbox.selftest import self_test
+
+        failures = self_test(pool)
+        if failures:
+            self.engine.close()
+            raise RuntimeError("sandbox self-test FAILED, refusing to serve: " + "; ".join(failures))
+        log_downgrades(pool.zygote_info())
         metrics.LIVE.sources.append(
             lambda: [
                 ("azr_sandboxes", "Sandbox zygotes by state.", {"state": "busy"}, float(pool.busy)),
@@ -161,14 +191,12 @@ class EmbeddedBackend:
         pool = self.engine.pool
         healthy = pool.healthy()
         zygotes = pool.zygote_info()
-        # "c": children are forked by the C loop (spawn.c); "python": its slower fallback.
-        fork_loop = zygotes[0].get("spawn", "python") if zygotes else None
         return healthy, {
             "mode": self.mode,
             "sandboxes": pool.size,
             "busy": pool.busy,
             "healthy": healthy,
-            "fork_loop": fork_loop,
+            **confinement_view(zygotes),
         }
 
 

@@ -592,6 +592,9 @@ class DockerSandboxPool(SandboxPool):
     def owner(self) -> str:
         return self.docker_factory.config.owner
 
+    def sibling(self, config: PoolConfig) -> SandboxPool:
+        return DockerSandboxPool(config, self.docker_factory.config)
+
     def start(self) -> None:
         if self._state == "running":
             return

@@ -357,6 +357,7 @@ class SandboxPool:
 
     def __init__(self, config: PoolConfig | None = None, factory: ChannelFactory | None = None) -> None:
         self.config = config or PoolConfig()
+        self.factory_given = factory is not None
         self.factory = factory or local_channel_factory(self.config)
         self._lock = threading.Lock()
         self._start_lock = threading.Lock()
@@ -375,6 +376,10 @@ class SandboxPool:
         self.latencies: list[float] | None = None
 
     # ------------------------------------------------------------------ lifecycle
+    def sibling(self, config: PoolConfig) -> SandboxPool:
+        """Another pool of the same backend with `config` (the start-up self-test uses one)."""
+        return SandboxPool(config, self.factory if self.factory_given else None)
+
     def start(self) -> None:
         with self._start_lock:
             if self._state == "running":

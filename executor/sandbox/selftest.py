@@ -9,7 +9,7 @@ A control program must give the right answer, so a broken sandbox (every verdict
 ``sandbox_error``) cannot pass as a safe one. A zygote that cannot apply a layer
 refuses to start at all, unless the pool's ``allow_missing`` downgrades that layer.
 
-    failures = self_test(pool.config)   # [] when all is well
+    failures = self_test(pool)   # [] when all is well
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import os
 import re
 
 from executor import literals
-from executor.sandbox.pool import PoolConfig, SandboxPool
+from executor.sandbox.pool import SandboxPool
 from executor.sandbox.protocol import SandboxJob
 
 # (name, program) - f() takes no argument.
@@ -208,11 +208,19 @@ def _job(program: str, argument: str = "") -> SandboxJob:
     return SandboxJob(program=program, input=argument, calls=1, timeout_s=5.0, cpu_s=6, memory_mb=256)
 
 
-def self_test(config: PoolConfig) -> list[str]:
-    """Run the escape suite in a zygote confined like `config`'s, minus its Python layers;
-    one line per failure ([] = every layer holds)."""
-    probe_config = dataclasses.replace(config, lanes=1, zygotes_per_lane=1, python_layers=False)
-    pool = SandboxPool(probe_config)
+def self_test(served: SandboxPool) -> list[str]:
+    """Run the escape suite in a zygote confined like `served`'s, minus its Python layers,
+    with a uid of its own; one line per failure ([] = every layer holds)."""
+    config = served.config
+    base = config.sandbox_uid_base
+    probe_config = dataclasses.replace(
+        config,
+        lanes=1,
+        zygotes_per_lane=1,
+        python_layers=False,
+        sandbox_uid_base=None if base is None else base + served.size,
+    )
+    pool = served.sibling(probe_config)
     try:
         pool.start()
         jobs = [_job(program) for _, program in PROBES] + [_job(_ENV_PROBE), _job(_CONTROL, "[3, 1, 2]")]
