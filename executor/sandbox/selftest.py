@@ -25,25 +25,25 @@ from executor.sandbox.protocol import SandboxJob
 # (name, program) - f() takes no argument.
 PROBES: list[tuple[str, str]] = [
     (
-        "network: TCP connect to a public address",
+        "network: create a TCP socket (no traffic is ever sent)",
         "def f():\n"
         "    import socket\n"
-        "    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)\n"
-        "    s.settimeout(2)\n"
         "    try:\n"
-        "        s.connect(('1.1.1.1', 53))\n"
-        "        return 'ESCAPED: connected to 1.1.1.1:53'\n"
+        "        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)\n"
+        "        s.close()\n"
+        "        return 'ESCAPED: created a TCP socket'\n"
         "    except OSError as exc:\n"
         "        return 'blocked: ' + str(exc)\n",
     ),
     (
-        "network: raw _socket, UDP to the default gateway",
+        "network: raw _socket, UDP socket on loopback",
         "def f():\n"
         "    import _socket\n"
-        "    s = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)\n"
         "    try:\n"
-        "        s.sendto(b'x', ('172.17.0.1', 53))\n"
-        "        return 'ESCAPED: sent a UDP datagram'\n"
+        "        s = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)\n"
+        "        s.bind(('127.0.0.1', 0))\n"
+        "        s.close()\n"
+        "        return 'ESCAPED: bound a UDP socket'\n"
         "    except OSError as exc:\n"
         "        return 'blocked: ' + str(exc)\n",
     ),

@@ -21,7 +21,7 @@ HOSTILE: list[tuple[str, str, str, set[str]]] = [
     ("os.system", "import os\ndef f(x):\n    return os.system('touch /tmp/pwned')\n", "1", REFUSED),
     (
         "socket connect",
-        "import socket\ndef f(x):\n    s = socket.create_connection(('1.1.1.1', 53), 1)\n    return 1\n",
+        "import socket\ndef f(x):\n    s = socket.create_connection(('127.0.0.1', 9), 1)\n    return 1\n",
         "1",
         REFUSED,
     ),
