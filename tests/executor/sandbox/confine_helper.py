@@ -25,6 +25,7 @@ import json
 import os
 import subprocess
 import sys
+from typing import Any
 
 SANDBOX_PYTHON = "/usr/bin/python3"
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
@@ -116,7 +117,7 @@ class Kernel:
     def seccomp(self, program: bytes) -> None:
         ctypes = self.ctypes
 
-        class SockFprog(ctypes.Structure):
+        class SockFprog(ctypes.Structure):  # type: ignore[name-defined]
             _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
 
         buffer = ctypes.create_string_buffer(program, len(program))
@@ -151,7 +152,7 @@ class Kernel:
         if ruleset < 0:
             self._fail("landlock_create_ruleset")
 
-        class PathBeneath(ctypes.Structure):
+        class PathBeneath(ctypes.Structure):  # type: ignore[name-defined]
             _pack_ = 1
             _fields_ = [("allowed_access", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
 
@@ -209,7 +210,7 @@ _write, _exit, _fork, _pipe, _read, _close, _waitpid = (
 _audit = sys.audit
 
 
-def _child(kernel: Kernel, config: dict, plans: dict, namespace: dict, source: str, write_fd: int) -> None:
+def _child(kernel: Any, config: dict, plans: dict, namespace: dict, source: str, write_fd: int) -> None:
     if plans.get("child_landlock") is not None:
         kernel.landlock_restrict(*plans["child_landlock"])
     if config.get("child_seccomp"):
@@ -241,7 +242,9 @@ def main() -> None:
 
     from executor.sandbox.runtime import landlock, seccomp
 
-    kernel = Kernel(visible_ctypes=bool(config.get("visible_ctypes")))
+    layered = any(config.get(key) for key in ("zygote_seccomp", "child_seccomp", "landlock", "kernel"))
+    # ctypes (and what loading it privately imports: tempfile, random, ...) only when needed
+    kernel: Any = Kernel(visible_ctypes=bool(config.get("visible_ctypes"))) if layered else None
     # Like the zygote: the script's own directory is no import path of the children.
     here = os.path.dirname(os.path.abspath(__file__))
     sys.path[:] = [path for path in sys.path if path != here]

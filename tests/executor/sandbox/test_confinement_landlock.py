@@ -101,7 +101,7 @@ def test_stdlib_paths_of_the_sandbox_interpreter() -> None:
 def _landlock_abi() -> int:
     if not sandbox_python_available():
         return -1
-    results = run_confined({}, {"abi": "result = kernel.landlock_abi()"})
+    results = run_confined({"kernel": True}, {"abi": "result = kernel.landlock_abi()"})
     return int(results["abi"]["value"])
 
 
