@@ -265,3 +265,33 @@ def test_tables_are_consistent() -> None:
     assert all(reason for reason in guards.UNGUARDED_MODULES.values())
     for name in ("time", "random", "datetime", "os", "sys"):
         assert name not in guards.UNGUARDED_MODULES
+
+
+def test_all_layers_together() -> None:
+    """The real arrangement: Landlock and the zygote's seccomp stage in the zygote, the
+    audit hook and the guards installed there, the child allowlist and the arming in
+    each child. Ordinary programs run clean; forbidden ones are refused."""
+    ordinary = ["statistics.mean", "dataclasses", "fractions", "functools", "json", "warnings", "enum"]
+    forbidden = ["typing.sys.modules['time'].time()", "statistics.random.random()", "datetime.datetime.now()"]
+    scenarios = {label: ORDINARY[label][0] for label in ordinary}
+    scenarios |= {label: FORBIDDEN_USES[label][0] for label in forbidden}
+    scenarios["kernel: open for writing"] = "open('/tmp/azr-all-layers', 'w')"
+    scenarios["kernel: socket"] = "import _socket\n_socket.socket()"
+    config = {
+        "zygote_setup": SETUP,
+        "child_setup": ARM,
+        "collect": True,
+        "variables": {"FORBIDDEN": DEFAULT_POLICY},
+        "landlock": {},
+        "zygote_seccomp": True,
+        "child_seccomp": True,
+        "rlimit_as": 1 << 31,
+    }
+    results = run_confined(config, scenarios)
+    for label in ordinary:
+        assert results[label] == {"status": "ok", "value": ORDINARY[label][1], "violations": []}, label
+    for label in forbidden:
+        assert results[label]["type"] == "Violation" and results[label]["violations"], (label, results[label])
+    # refused by the audit hook first (a Violation), the kernel standing behind it
+    assert results["kernel: open for writing"]["type"] == "Violation"
+    assert results["kernel: socket"]["type"] == "Violation"  # _socket is guarded (socket's accelerator)
