@@ -388,3 +388,35 @@ def test_zygote_stage_alone_refuses_its_list_but_lets_the_zygote_work(tmp_path: 
     assert results["setpgid"]["status"] == "ok"
     for label in ("setxattr", "socket", "open for writing", "mkdir"):
         assert results[label]["status"] == "error" and results[label]["errno"] == REFUSED[label][2], label
+
+
+@needs_sandbox_python
+def test_extension_modules_must_be_loaded_by_the_zygote() -> None:
+    """No PROT_EXEC: a child cannot load an extension module itself. decimal falls back to
+    _pydecimal, which needs contextvars, itself an extension module (lib-dynload) on
+    Debian: without a preload, decimal, fractions and statistics cannot be imported."""
+    sources = {
+        "decimal": "import decimal\nresult = str(decimal.Decimal('1.1') * 3)",
+        "statistics": "import statistics\nresult = statistics.mean([1, 2])",
+    }
+    bare = run_confined({"child_seccomp": True}, sources)
+    for label in sources:
+        assert bare[label]["type"] == "ImportError" and "_contextvars" in bare[label]["message"], bare[label]
+    for preload in ("import _decimal", "import _contextvars"):  # the C module, or _pydecimal's need
+        loaded = run_confined({"child_seccomp": True, "zygote_setup": preload}, sources)
+        assert loaded["decimal"] == {"status": "ok", "value": "'3.3'"}, (preload, loaded)
+        assert loaded["statistics"] == {"status": "ok", "value": "1.5"}, (preload, loaded)
+
+
+@needs_sandbox_python
+def test_no_entropy_but_random_still_seeds() -> None:
+    """getrandom is refused and Landlock refuses /dev/urandom: os.urandom fails, while
+    random seeds itself from the time and pid (nondeterministic: the guards refuse it)."""
+    sources = {
+        "os.urandom": "import os\nresult = os.urandom(8)",
+        # a new generator seeds itself in the confined child
+        "random": "import random\nresult = 0 <= random.Random().random() < 1",
+    }
+    results = run_confined({"child_seccomp": True, "zygote_seccomp": True, "landlock": {}}, sources)
+    assert results["os.urandom"]["type"] == "NotImplementedError", results["os.urandom"]
+    assert results["random"] == {"status": "ok", "value": "True"}
