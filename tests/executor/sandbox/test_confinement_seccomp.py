@@ -158,10 +158,20 @@ def test_child_clones_threads_only() -> None:
     assert run_bpf(CHILD, NR["clone3"]) == errno(seccomp.ENOSYS)
 
 
-def test_child_reads_rlimits_but_cannot_set_them() -> None:
+def test_child_reads_its_own_rlimits_but_cannot_set_them() -> None:
     assert run_bpf(CHILD, NR["prlimit64"], (0, 9, 0, 0x7FFF0000)) == ALLOW
     assert run_bpf(CHILD, NR["prlimit64"], (0, 9, 0x7FFF0000, 0)) == errno(seccomp.EPERM)
     assert run_bpf(CHILD, NR["prlimit64"], (0, 9, 0x7FFF_0000_0000, 0)) == errno(seccomp.EPERM)
+    assert run_bpf(CHILD, NR["prlimit64"], (1234, 9, 0, 0x7FFF0000)) == errno(seccomp.EPERM)  # another pid
+    assert run_bpf(CHILD, NR["prlimit64"], (1 << 32, 9, 0, 0x7FFF0000)) == errno(seccomp.EPERM)
+
+
+def test_child_clocks_by_fixed_id_only() -> None:
+    for name in ("clock_gettime", "clock_nanosleep"):
+        for clock in (0, 1, 2, 3, 7, 11):  # REALTIME, MONOTONIC, own CPU time, BOOTTIME, TAI
+            assert run_bpf(CHILD, NR[name], (clock, 0)) == ALLOW, (name, clock)
+        other_process_cpu_clock = (~1234 << 3) & 0xFFFFFFFF  # MAKE_PROCESS_CPUCLOCK(1234, CPUCLOCK_PROF)
+        assert run_bpf(CHILD, NR[name], (other_process_cpu_clock, 0)) == errno(seccomp.EPERM), name
 
 
 def test_zygote_stage_denies_its_list_and_keeps_what_the_zygote_needs() -> None:
@@ -216,7 +226,8 @@ needs_sandbox_python = pytest.mark.skipif(not sandbox_python_available(), reason
 # fractions and statistics; _json: speed only).
 PRELOAD = (
     "import collections, itertools, functools, math, re, string, heapq, bisect, operator, typing, copy\n"
-    "import _decimal, _json, resource\n"
+    "import _decimal, _json, resource, os\n"
+    "ZYGOTE_PID = os.getpid()\n"
 )
 
 WORKLOADS = {
@@ -241,6 +252,7 @@ WORKLOADS = {
         "    result = traceback.format_exc().splitlines()[-1]"
     ),
     "getrlimit": "import resource\nresult = resource.getrlimit(resource.RLIMIT_AS)[0] > 0",
+    "clocks": "import time\nresult = time.monotonic() > 0 and time.process_time() >= 0 and time.thread_time() >= 0",
 }
 EXPECTED = {
     "function": "[3, 2, 1]",
@@ -256,6 +268,7 @@ EXPECTED = {
     "print": "'printed'",
     "sleep": "'slept'",
     "getrlimit": "True",
+    "clocks": "True",
 }
 FAILURES = {
     "recursion": ("def r(n):\n    return r(n + 1)\nr(0)", "RecursionError"),
@@ -301,8 +314,18 @@ REFUSED = {
     "utime": ("import os\nos.utime(TARGET, (1, 1))", "PermissionError", 1),
     "fork": ("import os\npid = os.fork()\nif pid == 0:\n    os._exit(0)", "PermissionError", 1),
     "execv": ("import os\nos.execv('/nonexistent/azr', ['azr'])", "PermissionError", 1),
-    "kill the parent": ("import os\nos.kill(os.getppid(), 0)", "PermissionError", 1),
+    "kill the parent": ("import os\nos.kill(ZYGOTE_PID, 0)", "PermissionError", 1),
     "getrandom": ("import os\nos.getrandom(8)", "PermissionError", 1),
+    "the parent's CPU clock": (
+        "import time\nresult = time.clock_gettime(~ZYGOTE_PID << 3)",  # MAKE_PROCESS_CPUCLOCK(pid, PROF)
+        "PermissionError",
+        1,
+    ),
+    "the parent's rlimits": (
+        "import resource\nresource.prlimit(ZYGOTE_PID, resource.RLIMIT_AS)",
+        "PermissionError",
+        1,
+    ),
     # prlimit64 with a new limit: EPERM, which CPython words as a ValueError
     "setrlimit": (
         "import resource\nresource.setrlimit(resource.RLIMIT_NOFILE, (16, 16))",
