@@ -17,7 +17,9 @@ accelerator of one, see ``IMPLIED``):
 * classes: a subclass of the same name whose ``__new__`` and public classmethods and
   staticmethods audit first (``datetime.datetime.now``, ``datetime.date.today``,
   ``random.Random()``, ``random.SystemRandom()``);
-* ``os.environ``, ``os.environb``, ``posix.environ``: a mapping whose every use audits.
+* ``os.environ``, ``os.environb``, ``posix.environ``: a mapping whose every use audits;
+* instances of a forbidden module's own classes (``random._inst``, whose bound methods
+  are ``random.random`` & co.): a stand-in whose every attribute read audits.
 
 A dotted policy entry (``os.path``, ``sys.exit``, ``os.environ``) names an attribute of
 that module: it is guarded even where the module's table below keeps it, and when its
@@ -49,7 +51,9 @@ import finishes (``random`` must instantiate its ``Random`` before ``_random`` i
 wrapped). Clocks in particular have no kernel wall (the vDSO serves them without a
 system call): this layer is what turns them into ``forbidden``.
 
-Standard library only; imports nothing but ``sys``.
+The runtime's own code that runs in an armed child must not go through the wrappers:
+bind what it calls before ``install`` (``from os import write, _exit``) or call it from
+C. Standard library only; imports nothing but ``sys``.
 """
 
 import sys
@@ -529,14 +533,11 @@ class _Guard:
 
     # ------------------------------------------------------------------ later imports
 
-    def imported(self, module: object) -> None:
-        """A forbidden module's loader has run; wrap it (and whatever forbidden modules it
-        imported meanwhile) once the outermost forbidden import is done."""
-        self.pending.append(module)
-        if self.depth == 0:
-            pending, self.pending = self.pending, []
-            for item in pending:
-                self.guard_module(item)
+    def flush(self) -> None:
+        """Wrap the forbidden modules imported since the outermost forbidden import began."""
+        pending, self.pending = self.pending, []
+        for module in pending:
+            self.guard_module(module)
 
 
 def _module_name(module: object) -> "str | None":
@@ -568,18 +569,15 @@ def _class_level_methods(cls: type) -> "list[tuple[str, str]]":
 
 
 def _describe(wrapper: "Any", original: object, module_name: str, attribute: str) -> None:
-    """Name and document the wrapper like the original (no __wrapped__: it would hand
-    the original out)."""
-    for field, fallback in (("__name__", attribute), ("__qualname__", attribute), ("__doc__", None)):
+    """Name the wrapper like the original. No ``__wrapped__`` (it would hand the original
+    out) and no ``__doc__`` (a builtin's docstring is a new string per read: copying them
+    all would cost the zygote ~160 KiB)."""
+    for field in ("__name__", "__qualname__"):
         try:
-            value = getattr(original, field, fallback)
+            value = getattr(original, field, attribute)
         except Exception:  # noqa: BLE001
-            value = fallback
-        if field == "__doc__" or type(value) is str:
-            try:
-                setattr(wrapper, field, value)
-            except (AttributeError, TypeError):
-                pass
+            value = attribute
+        setattr(wrapper, field, value if type(value) is str else attribute)
     wrapper.__module__ = module_name
 
 
@@ -595,13 +593,18 @@ class _GuardLoader:
         return None if create is None else create(spec)
 
     def exec_module(self, module: "Any") -> None:
+        # A forbidden module imported while another is being imported is wrapped only
+        # when the outermost one is done: random instantiates its Random at import,
+        # a subclass of _random.Random, which must not be wrapped yet.
         guard = self._guard
         guard.depth += 1
         try:
             self._loader.exec_module(module)
+            guard.pending.append(module)
         finally:
             guard.depth -= 1
-        guard.imported(module)
+            if guard.depth == 0:
+                guard.flush()
 
     def __getattr__(self, name: str) -> "Any":
         return getattr(self._loader, name)
@@ -641,7 +644,10 @@ def install(forbidden: "Iterable[str]", readable: "Iterable[str] | None" = None)
     now, and every one imported later. In the zygote, before it forks, with the audit
     hook installed but not armed. ``readable``: the directories the ``PATH_CHECKED``
     calls may look at (the standard library, as in the Landlock rules); by default the
-    absolute entries of ``sys.path``. Calling it again adds entries."""
+    absolute entries of ``sys.path``. Every directory left on ``sys.path`` must be
+    beneath ``readable``: the import system stats its entries on every import, and a
+    child would be refused its imports (take the runtime's own directory off sys.path
+    before forking). Calling it again adds entries."""
     if readable is None:
         readable = [path for path in sys.path if type(path) is str and path.startswith("/")]
     for finder in sys.meta_path:

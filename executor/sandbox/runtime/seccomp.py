@@ -20,7 +20,8 @@ Two stacked stages, both built here without any system call (no ctypes, no impor
     False). Argument checks (``CHILD_ARGUMENT_CHECKS``): ``clone`` only for threads,
     no ``PROT_EXEC`` in ``mmap``/``mprotect`` (no new native code: ctypes, mmap-module,
     any extension module not already loaded in the zygote), ``open``/``openat``
-    read-only, ``prlimit64`` only to read.
+    read-only, ``prlimit64`` only to read its own limits, clocks only by their fixed ids
+    (a negative id names another process's CPU-time clock: a side channel).
 
 Both check ``seccomp_data.arch == AUDIT_ARCH_X86_64`` (anything else is killed) and
 refuse the x32 ABI (syscall numbers with bit 30 set). Argument checks read the low
@@ -46,6 +47,7 @@ O_TRUNC = 0o1000
 O_APPEND = 0o2000
 OPEN_WRITE_FLAGS = O_WRONLY | O_RDWR | O_CREAT | O_TRUNC | O_APPEND
 PROT_EXEC = 0x4
+MAX_CLOCK_ID = 15  # CLOCK_REALTIME (0) .. CLOCK_TAI (11); negative ids are CPU-time clocks of a pid
 CLONE_THREAD = 0x00010000
 # CLONE_NEWNS | NEWCGROUP | NEWUTS | NEWIPC | NEWUSER | NEWPID | NEWNET
 CLONE_NAMESPACES = 0x00020000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x10000000 | 0x20000000 | 0x40000000
@@ -289,9 +291,10 @@ _CHILD_REASONS: dict[str, str] = {
     "rt_sigreturn": "return from any signal handler (without it, a handled signal crashes)",
     "exit": "threads: a finished thread ends",
     "exit_group": "the child ends",
-    "clock_nanosleep": "time.sleep",
-    "clock_gettime": "clocks (normally served by the vDSO without a system call; the fallback)",
-    "prlimit64": "getrlimit only: new_limit must be NULL (argument-checked)",
+    "clock_nanosleep": "time.sleep (argument-checked: fixed clock ids only)",
+    "clock_gettime": "clocks, served by the vDSO without a system call but for CPU-time clocks "
+    "and a fallback (argument-checked: fixed clock ids only)",
+    "prlimit64": "getrlimit only: pid 0 and new_limit NULL (argument-checked)",
 }
 
 CHILD_ARGUMENT_CHECKS: dict[str, str] = {
@@ -300,7 +303,9 @@ CHILD_ARGUMENT_CHECKS: dict[str, str] = {
     "mprotect": "EPERM when prot has PROT_EXEC",
     "open": "EACCES when flags have O_WRONLY, O_RDWR, O_CREAT, O_TRUNC or O_APPEND",
     "openat": "EACCES when flags have O_WRONLY, O_RDWR, O_CREAT, O_TRUNC or O_APPEND",
-    "prlimit64": "EPERM unless new_limit is NULL",
+    "prlimit64": "EPERM unless pid is 0 and new_limit is NULL",
+    "clock_gettime": "EPERM unless clockid is 0..15 (no other process's CPU-time clock)",
+    "clock_nanosleep": "EPERM unless clockid is 0..15",
 }
 
 # Refused with another errno than EPERM, so that the C library or CPython takes its
@@ -616,6 +621,8 @@ def child_filter() -> bytes:
         "mprotect": "check_prot",
         "clone": "check_clone",
         "prlimit64": "check_prlimit",
+        "clock_gettime": "check_clock",
+        "clock_nanosleep": "check_clock",
     }
     table = [(nr, checked.get(name, "allow")) for name, nr in CHILD_ALLOWED.items()]
     table += [(SYSCALLS["clone3"], "enosys"), (SYSCALLS["ioctl"], "enotty")]
@@ -628,7 +635,14 @@ def child_filter() -> bytes:
     program.load(_arg(0))
     program.jump(_JSET_K, CLONE_NAMESPACES, "eperm", 0)
     program.jump(_JSET_K, CLONE_THREAD, "allow", "eperm")
+    program.label("check_clock")  # clock_gettime(clockid, ...), clock_nanosleep(clockid, ...)
+    program.load(_arg(0))
+    program.jump(_JGE_K, MAX_CLOCK_ID + 1, "eperm", "allow")  # a negative id is >= as unsigned
     program.label("check_prlimit")  # prlimit64(pid, resource, new_limit, old_limit)
+    program.load(_arg(0))
+    program.jump(_JEQ_K, 0, 0, "eperm")
+    program.load(_arg_high(0))
+    program.jump(_JEQ_K, 0, 0, "eperm")
     program.load(_arg(2))
     program.jump(_JEQ_K, 0, 0, "eperm")
     program.load(_arg_high(2))
