@@ -153,6 +153,7 @@ def make_hook(allowed_dirs: "Iterable[str]") -> "Callable[[str, tuple], None]":
     frame_attributes, refused_prefixes, path_events = FRAME_ATTRIBUTES, REFUSED_PREFIXES, PATH_EVENTS
     arm_event, collect_event, module_event = ARM_EVENT, COLLECT_EVENT, MODULE_EVENT
     write_flags, max_violations = _O_WRITE, MAX_VIOLATIONS
+    quiet = ("/dev/urandom", "/dev/random")
 
     def refuse(message: str) -> None:
         if length(violations) < max_violations:
@@ -202,6 +203,10 @@ def make_hook(allowed_dirs: "Iterable[str]") -> "Callable[[str, tuple], None]":
                             refuse(f"open({text!r}, {mode!r}) for writing is not allowed in the sandbox")
                 if type_of(flags) is int_type and flags & write_flags:  # type: ignore[operator]
                     refuse(f"open({text!r}) for writing is not allowed in the sandbox")
+            if text in quiet:
+                # The interpreter's own entropy fallback (random seeds itself at import when
+                # getrandom is refused): refused, by the kernel too, but not the program's doing.
+                raise violation(f"{event}({text!r}) is not allowed in the sandbox")
             if (
                 not startswith(text, "/")
                 or ".." in split(text, "/")

@@ -76,15 +76,19 @@ def load_spawn(path):
 def stdlib_paths():
     """The directories a child may read: the interpreter's standard library (with
     lib-dynload inside it), and nothing else."""
-    paths = {os.path.realpath(os.path.dirname(os.__file__))}
-    for entry in sys.path:
-        if entry and os.path.isdir(entry):
-            real = os.path.realpath(entry)
-            if any(real == p or real.startswith(p + os.sep) for p in paths):
-                continue
-            if os.path.basename(real) == "lib-dynload" or real.startswith(sys.base_prefix + os.sep + "lib"):
-                paths.add(real)
-    return sorted(paths)
+    from . import landlock
+
+    return landlock.stdlib_paths()
+
+
+def _private_sys_path(readable):
+    """Only readable directories stay on sys.path (the import system stats every entry on
+    each import, and the launcher's own directory is no child's business)."""
+    sys.path[:] = [
+        entry
+        for entry in sys.path
+        if entry and any(os.path.realpath(entry) == d or os.path.realpath(entry).startswith(d + os.sep) for d in readable)
+    ]
 
 
 class Setup:
@@ -147,9 +151,11 @@ def _python_layers(setup):
     setup.writer = audit.CappedWriter(int(hello.get("max_print_chars", 1_000_000)))
     sys.stdout = sys.stderr = setup.writer
     sys.stdin = None
+    readable = stdlib_paths()
+    _private_sys_path(readable)
     if hello.get("python_layers", True):
-        guards.install(list(hello.get("forbidden_modules", ())))
-        sys.addaudithook(audit.make_hook(tuple(stdlib_paths()) + ("/dev/null",)))
+        guards.install(list(hello.get("forbidden_modules", ())), readable)
+        sys.addaudithook(audit.make_hook((*readable, "/dev/null")))
         setup.layers["python"] = "audit hook, module guards"
     else:
         setup.layers["python"] = "off (test only)"
@@ -165,7 +171,7 @@ def _landlock(setup):
         return
     plan = landlock.plan(stdlib_paths(), abi)
     try:
-        spawn.landlock_restrict(plan.handled_access_fs, plan.handled_access_net, plan.scoped, list(plan.rules))
+        spawn.landlock_restrict(*plan.arguments())
     except OSError as exc:
         setup.miss("landlock", f"landlock_restrict failed: {exc}")
         return
