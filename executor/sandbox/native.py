@@ -1,9 +1,9 @@
-"""Build the zygote's C fork loop (``spawn.c``) for the sandbox interpreter, once per machine.
+"""Build the zygote's C loop (``runtime/spawn.c``) for the sandbox interpreter, once per machine.
 
-The helper is an accelerator, never a requirement: when it cannot be built (no C
-compiler, no ``Python.h`` for that interpreter) or is switched off with
-``AZR_SANDBOX_SPAWN=python``, the zygote forks in Python and the verdicts are the
-same, only each execution costs more CPU (see ``azr-exec bench``).
+The C loop is required: it makes every child's report, so that no program code can
+change how a result is reported. Without a C compiler or ``Python.h`` for the sandbox
+interpreter (``scripts/bootstrap.sh`` installs both) the zygote refuses to start and
+says why.
 
 The build lands in ``$AZR_CACHE_DIR`` (default ``~/.cache/azr-exec``) under a name that
 hashes the source and the interpreter, so an edit of ``spawn.c`` or another
@@ -46,7 +46,8 @@ def cache_dir() -> Path:
 
 
 def enabled() -> bool:
-    return os.environ.get("AZR_SANDBOX_SPAWN", "c").strip().lower() != "python"
+    """Kept for callers of the old switch: the C loop is always used now."""
+    return True
 
 
 def _interpreter_facts(python: str) -> tuple[str, str, str, str] | None:
@@ -90,7 +91,7 @@ def spawn_helper(python: str) -> str | None:
     include = _include_dir(python_include, version)
     if compiler is None or include is None:
         log.warning(
-            "spawn helper not built (%s): the sandbox forks in Python, with the same verdicts at a higher cost",
+            "the C loop (runtime/spawn.c) was not built (%s): the sandbox will refuse to start",
             "no C compiler" if compiler is None else f"no Python.h for {python} {version}",
         )
         return None
@@ -119,7 +120,7 @@ def spawn_helper(python: str) -> str | None:
         os.replace(temporary, target)
     except (OSError, subprocess.SubprocessError) as exc:
         detail = getattr(exc, "stderr", "") or str(exc)
-        log.warning("spawn helper build failed, the sandbox forks in Python: %s", detail.strip()[:500])
+        log.error("the C loop (runtime/spawn.c) did not build, the sandbox will refuse to start: %s", detail.strip()[:500])
         Path(temporary).unlink(missing_ok=True)
         return None
     log.info("spawn helper built for %s: %s", python, target)
