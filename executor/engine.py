@@ -212,7 +212,7 @@ class EngineSettings(BaseModel):
     fast_slots: int = Field(
         2, ge=1, le=64, description="Children per zygote that may run at full priority at once."
     )
-    max_live: int = Field(16, ge=1, le=1024, description="Live children per zygote, demoted ones included.")
+    max_live: int = Field(24, ge=1, le=1024, description="Live children per zygote, demoted ones included.")
     demote_after_ms: float = Field(
         50.0, gt=0, description="A child running longer is demoted: lowest priority, no fast slot."
     )

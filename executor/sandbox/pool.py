@@ -105,7 +105,7 @@ class PoolConfig:
     # Children of one zygote that count as fast (run for less than demote_after_ms).
     fast_slots: int = 2
     # All live children of one zygote, demoted ones included.
-    max_live: int = 16
+    max_live: int = 24
     demote_after_ms: float = 50.0
     # Confinement layers a zygote may do without (an explicit downgrade; see ZygoteHello).
     allow_missing: tuple[str, ...] = ()
@@ -278,18 +278,22 @@ class _FairQueue:
         fifo.append(pending)
         self._size += 1
 
-    def pop(self) -> _Pending | None:
-        if not self._turns:
-            return None
-        client = self._turns.popleft()
-        fifo = self._fifos[client]
-        pending = fifo.popleft()
-        self._size -= 1
-        if fifo:
-            self._turns.append(client)
-        else:
-            del self._fifos[client]
-        return pending
+    def pop(self, full: Callable[[str], bool] | None = None) -> _Pending | None:
+        """The next client's oldest job, skipping clients for which `full(client)` is true."""
+        for _ in range(len(self._turns)):
+            client = self._turns.popleft()
+            if full is not None and full(client):
+                self._turns.append(client)
+                continue
+            fifo = self._fifos[client]
+            pending = fifo.popleft()
+            self._size -= 1
+            if fifo:
+                self._turns.append(client)
+            else:
+                del self._fifos[client]
+            return pending
+        return None
 
     def drain(self) -> list[_Pending]:
         drained = [pending for fifo in self._fifos.values() for pending in fifo]
@@ -612,8 +616,9 @@ class SandboxPool:
                 lane_queue = self._lane_queues[zygote.lane]
                 queues = (self._shared, lane_queue) if zygote.prefer_shared else (lane_queue, self._shared)
                 pending = None
+                full = self._full_clients(zygote)
                 for queue in queues:
-                    pending = queue.pop()
+                    pending = queue.pop(full)
                     if pending is not None:
                         zygote.prefer_shared = queue is lane_queue  # the other one next time
                         break
@@ -631,6 +636,18 @@ class SandboxPool:
         if self.config.recycle_after and zygote.sent >= self.config.recycle_after:
             zygote.retiring = True
         return pending
+
+    def _full_clients(self, zygote: _Zygote) -> Callable[[str], bool] | None:
+        """Within the last `fast_slots` live places of a zygote, clients that already hold
+        `max_live - fast_slots` children there wait: one client's long runners never take
+        a zygote's whole capacity, so another client always finds room."""
+        cap = self.config.max_live - self.config.fast_slots
+        if cap <= 0 or len(zygote.inflight) < cap:
+            return None
+        held: dict[str, int] = {}
+        for pending in zygote.inflight.values():
+            held[pending.client] = held.get(pending.client, 0) + 1
+        return lambda client: held.get(client, 0) >= cap
 
     def _writer_main(self, zygote: _Zygote) -> None:
         fast, live = self.config.fast_slots, self.config.max_live
