@@ -798,6 +798,7 @@ def values_equal(gold: object, prediction: object) -> bool:
 # --------------------------------------------------------------------------- canonical text
 
 _CANONICAL_MAX_DEPTH = 1000
+_CANONICAL_MAX_NODES = 10_000_000  # a parsed value has at most max_items (1,000,000 by default)
 _VISIT, _JOIN = 0, 1
 
 
@@ -819,14 +820,19 @@ def canonical(value: object) -> str:
     Like ``repr`` but with set, frozenset and dict members ordered by their own canonical text,
     so it does not depend on the hash seed. Type-aware: ``1``, ``1.0`` and ``True`` differ, and
     so do ``0.0`` and ``-0.0``; a nan is always ``nan``. Raises :class:`LiteralError` for a type
-    that is not a literal type, or a value nested deeper than 1000 levels (or containing itself).
-    The traversal uses an explicit stack, not recursion.
+    that is not a literal type, a value nested deeper than 1000 levels (or containing itself), or
+    one of more than 10,000,000 values counted as a tree (shared parts count each time). The
+    traversal uses an explicit stack, not recursion.
     """
     out: list[str] = []
     tasks: list[tuple[int, object, int]] = [(_VISIT, value, 0)]
+    visited = 0
     while tasks:
         task, item, extra = tasks.pop()
         if task == _VISIT:
+            visited += 1
+            if visited > _CANONICAL_MAX_NODES:
+                raise LiteralError(f"canonical: the value has more than {_CANONICAL_MAX_NODES} parts")
             text = _scalar_text(item)
             if text is not None:
                 out.append(text)
