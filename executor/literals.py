@@ -54,8 +54,8 @@ Hardening (each limit is a field of :class:`LiteralLimits`):
   The parser is one loop with an explicit stack of open brackets, not recursive descent, and it
   never hands the text to CPython's parser (no ``ast.parse``, no ``eval``): 100,000 nested
   brackets cost 101 tokens and a ``LiteralError``. Chains that deepen a syntax tree without
-  brackets (``- - - 1``, ``not not 1``, ``a.b.c``, ``x[0][0]``, ``1+1+1``) are rejected at their
-  second token.
+  brackets (``- - - 1``, ``not not 1``, ``a.b.c``, ``x[0][0]``, ``1+1+1``) are rejected within
+  their first two tokens.
 - ``max_int_digits`` (4300, CPython's own default for int/str conversion): an int whose value has
   more decimal digits is rejected, whatever base it is written in (a huge hex literal too: its
   value could not be printed back in decimal). Decimal literals are checked by counting digits
@@ -150,15 +150,16 @@ _BASED = r"0(?:[xX](?:_?[0-9a-fA-F])++|[oO](?:_?[0-7])++|[bB](?:_?[01])++)"
 _NUMBER = rf"(?:{_BASED}|{_REAL}[jJ]?+|(?:inf|nan)j?+)(?!\w)"
 _COMPLEX = rf"(?:[-+]{_SPACE})?(?:{_REAL}|inf|nan)(?!\w){_SPACE}[-+]{_SPACE}(?:{_REAL}[jJ]|infj|nanj)(?!\w)"
 
-_TOKEN = re.compile(
+_TOKEN = re.compile(  # the most frequent tokens first
     rf"{_WS}(?:"
-    rf"(?P<str>(?P<first>{_STRING})(?:{_WS}{_STRING})*+)"  # implicit concatenation is one token
+    r"(?P<op>[()\[\]{},:=])"
+    rf"|(?P<str>(?P<first>{_STRING})(?:{_WS}{_STRING})*+)"  # implicit concatenation is one token
     rf"|(?P<kw>[^\W\d]\w*+{_SPACE}=(?!=))"
-    rf"|(?P<call>(?:set|frozenset){_SPACE}\()"
     rf"|(?P<cplx>{_COMPLEX})"
     rf"|(?P<num>(?:[-+]{_SPACE})?{_NUMBER})"
+    rf"|(?P<call>(?:set|frozenset){_SPACE}\()"
     r"|(?P<name>[^\W\d]\w*+)"
-    r"|(?P<op>[()\[\]{},:=+-])"
+    r"|(?P<sign>[-+])"
     r"|(?P<end>\Z)"
     r"|(?P<bad>[\s\S]))"
 )
@@ -272,6 +273,11 @@ def _unescape(body: str, is_bytes: bool) -> str:
 
 def _decode_string(token: str) -> str | bytes:
     """The value of one string or bytes literal token."""
+    first = token[0]
+    if first == "'" or first == '"':  # no prefix: the common case
+        width = 3 if len(token) >= 6 and token[1] == first == token[2] else 1
+        body = token[width:-width]
+        return _unescape(body, False) if "\\" in body else body
     quote = 0
     while token[quote] not in "'\"":
         quote += 1
@@ -336,25 +342,25 @@ class _Parser:
             kind = match.lastgroup or "bad"  # (every alternative is a named group)
             if expecting:
                 origin = _SCALAR
-                if kind == "num":
+                if kind == "op":
+                    token = match.group(kind)
+                    if token in _OPENS:
+                        if len(stack) > max_depth:
+                            raise self.error(
+                                match.start(kind), f"brackets are nested more than {max_depth} deep"
+                            )
+                        frame = _Frame(_OPENS[token], match.start(kind))
+                        stack.append(frame)
+                        continue
+                    if token not in ")]}" or frame.kind < _LIST or self.open_key(frame):
+                        raise self.value_expected(frame, kind, token, match.start(kind))
+                    value, origin = self.close(frame, token, match.start(kind))  # () [] {} or a trailing ','
+                    stack.pop()
+                    frame = stack[-1]
+                elif kind == "num":
                     value = self.number(match.group(kind), match.start(kind))
                 elif kind == "str":
                     value = self.strings(match)
-                elif kind == "op" and match.group(kind) in _OPENS:
-                    if len(stack) > max_depth:
-                        raise self.error(match.start(kind), f"brackets are nested more than {max_depth} deep")
-                    frame = _Frame(_OPENS[match.group(kind)], match.start(kind))
-                    stack.append(frame)
-                    continue
-                elif (
-                    kind == "op"
-                    and match.group(kind) in ")]}"
-                    and frame.kind >= _LIST
-                    and not self.open_key(frame)
-                ):
-                    value, origin = self.close(frame, match.group(kind), match.start(kind))
-                    stack.pop()
-                    frame = stack[-1]
                 elif kind == "name" and match.group(kind) in _CONSTANTS:
                     value = _CONSTANTS[match.group(kind)]
                 elif kind == "cplx":
@@ -418,6 +424,8 @@ class _Parser:
 
     def number(self, token: str, start: int) -> int | float | complex:
         """The value of a number token: an int, a float or an imaginary number, maybe signed."""
+        if token.isdigit() and token[0] != "0" and len(token) <= self.limits.max_int_digits:
+            return int(token)  # the common case: a plain decimal int
         negative = False
         if token[0] in "+-":
             negative = token[0] == "-"
@@ -598,7 +606,7 @@ class _Parser:
                 )
             if frame.kind == _ROOT:
                 return self.error(start, f"unmatched {token!r}")
-        if kind == "op" and token in "+-":
+        if kind == "sign":
             return self.error(
                 start, "a sign ('-' or '+') may only come once, right before a number, inf or nan"
             )
@@ -621,7 +629,7 @@ class _Parser:
                     start, f"{token!r} would close the argument list early: give the arguments only"
                 )
             return self.error(start, f"unmatched {token!r}")
-        if (kind == "op" and token in "+-") or (kind in ("num", "cplx") and token[0] in "+-"):
+        if kind == "sign" or (kind in ("num", "cplx") and token[0] in "+-"):
             return self.error(
                 start,
                 f"the operator {token[0]!r} is not allowed here: a literal has no arithmetic "
