@@ -201,9 +201,10 @@ _KEYWORD_HINTS = {
 
 # --------------------------------------------------------------------------- strings
 
-_ESCAPE = re.compile(
+_STR_ESCAPE = re.compile(
     r"\\([0-7]{1,3}|x[0-9A-Fa-f]{0,2}|u[0-9A-Fa-f]{0,4}|U[0-9A-Fa-f]{0,8}|N\{[^}]*\}|[\s\S])"
 )
+_BYTES_ESCAPE = re.compile(r"\\([0-7]{1,3}|x[0-9A-Fa-f]{0,2}|[\s\S])")  # no \u, \U or \N in bytes
 # Escapes that Python's codecs warn about (unknown ones, octal above \377) or that need the
 # parser's own handling (a backslash before a non-ASCII character): bodies with these take the
 # slow path. A false alarm (as after an escaped backslash) only costs time.
@@ -246,7 +247,7 @@ def _unescape(body: str, is_bytes: bool) -> str:
             if len(escape) != 3:
                 raise LiteralError("truncated \\xXX escape: \\x needs two hex digits")
             return chr(int(escape[1:], 16))
-        if is_bytes:  # \u, \U, \N and unknown escapes mean themselves in bytes
+        if is_bytes:  # unknown escapes (\u, \U and \N too) mean themselves in bytes
             return "\\" + escape
         if first in "uU":
             width = 5 if first == "u" else 9
@@ -268,7 +269,7 @@ def _unescape(body: str, is_bytes: bool) -> str:
             return char
         return "\\" + escape  # an unknown escape keeps its backslash, as in Python
 
-    return _ESCAPE.sub(one, body)
+    return (_BYTES_ESCAPE if is_bytes else _STR_ESCAPE).sub(one, body)
 
 
 def _decode_string(token: str) -> str | bytes:
