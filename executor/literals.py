@@ -54,8 +54,8 @@ Hardening (each limit is a field of :class:`LiteralLimits`):
   The parser is one loop with an explicit stack of open brackets, not recursive descent, and it
   never hands the text to CPython's parser (no ``ast.parse``, no ``eval``): 100,000 nested
   brackets cost 101 tokens and a ``LiteralError``. Chains that deepen a syntax tree without
-  brackets (``- - - 1``, ``not not 1``, ``a.b.c``, ``x[0][0]``, ``1+1+1``) are rejected at their
-  second token.
+  brackets (``- - - 1``, ``not not 1``, ``a.b.c``, ``x[0][0]``, ``1+1+1``) are rejected within
+  their first two tokens.
 - ``max_int_digits`` (4300, CPython's own default for int/str conversion): an int whose value has
   more decimal digits is rejected, whatever base it is written in (a huge hex literal too: its
   value could not be printed back in decimal). Decimal literals are checked by counting digits
@@ -150,15 +150,16 @@ _BASED = r"0(?:[xX](?:_?[0-9a-fA-F])++|[oO](?:_?[0-7])++|[bB](?:_?[01])++)"
 _NUMBER = rf"(?:{_BASED}|{_REAL}[jJ]?+|(?:inf|nan)j?+)(?!\w)"
 _COMPLEX = rf"(?:[-+]{_SPACE})?(?:{_REAL}|inf|nan)(?!\w){_SPACE}[-+]{_SPACE}(?:{_REAL}[jJ]|infj|nanj)(?!\w)"
 
-_TOKEN = re.compile(
+_TOKEN = re.compile(  # the most frequent tokens first
     rf"{_WS}(?:"
-    rf"(?P<str>(?P<first>{_STRING})(?:{_WS}{_STRING})*+)"  # implicit concatenation is one token
+    r"(?P<op>[()\[\]{},:=])"
+    rf"|(?P<str>(?P<first>{_STRING})(?:{_WS}{_STRING})*+)"  # implicit concatenation is one token
     rf"|(?P<kw>[^\W\d]\w*+{_SPACE}=(?!=))"
-    rf"|(?P<call>(?:set|frozenset){_SPACE}\()"
     rf"|(?P<cplx>{_COMPLEX})"
     rf"|(?P<num>(?:[-+]{_SPACE})?{_NUMBER})"
+    rf"|(?P<call>(?:set|frozenset){_SPACE}\()"
     r"|(?P<name>[^\W\d]\w*+)"
-    r"|(?P<op>[()\[\]{},:=+-])"
+    r"|(?P<sign>[-+])"
     r"|(?P<end>\Z)"
     r"|(?P<bad>[\s\S]))"
 )
@@ -200,9 +201,10 @@ _KEYWORD_HINTS = {
 
 # --------------------------------------------------------------------------- strings
 
-_ESCAPE = re.compile(
+_STR_ESCAPE = re.compile(
     r"\\([0-7]{1,3}|x[0-9A-Fa-f]{0,2}|u[0-9A-Fa-f]{0,4}|U[0-9A-Fa-f]{0,8}|N\{[^}]*\}|[\s\S])"
 )
+_BYTES_ESCAPE = re.compile(r"\\([0-7]{1,3}|x[0-9A-Fa-f]{0,2}|[\s\S])")  # no \u, \U or \N in bytes
 # Escapes that Python's codecs warn about (unknown ones, octal above \377) or that need the
 # parser's own handling (a backslash before a non-ASCII character): bodies with these take the
 # slow path. A false alarm (as after an escaped backslash) only costs time.
@@ -245,7 +247,7 @@ def _unescape(body: str, is_bytes: bool) -> str:
             if len(escape) != 3:
                 raise LiteralError("truncated \\xXX escape: \\x needs two hex digits")
             return chr(int(escape[1:], 16))
-        if is_bytes:  # \u, \U, \N and unknown escapes mean themselves in bytes
+        if is_bytes:  # unknown escapes (\u, \U and \N too) mean themselves in bytes
             return "\\" + escape
         if first in "uU":
             width = 5 if first == "u" else 9
@@ -267,11 +269,16 @@ def _unescape(body: str, is_bytes: bool) -> str:
             return char
         return "\\" + escape  # an unknown escape keeps its backslash, as in Python
 
-    return _ESCAPE.sub(one, body)
+    return (_BYTES_ESCAPE if is_bytes else _STR_ESCAPE).sub(one, body)
 
 
 def _decode_string(token: str) -> str | bytes:
     """The value of one string or bytes literal token."""
+    first = token[0]
+    if first == "'" or first == '"':  # no prefix: the common case
+        width = 3 if len(token) >= 6 and token[1] == first == token[2] else 1
+        body = token[width:-width]
+        return _unescape(body, False) if "\\" in body else body
     quote = 0
     while token[quote] not in "'\"":
         quote += 1
@@ -336,25 +343,25 @@ class _Parser:
             kind = match.lastgroup or "bad"  # (every alternative is a named group)
             if expecting:
                 origin = _SCALAR
-                if kind == "num":
+                if kind == "op":
+                    token = match.group(kind)
+                    if token in _OPENS:
+                        if len(stack) > max_depth:
+                            raise self.error(
+                                match.start(kind), f"brackets are nested more than {max_depth} deep"
+                            )
+                        frame = _Frame(_OPENS[token], match.start(kind))
+                        stack.append(frame)
+                        continue
+                    if token not in ")]}" or frame.kind < _LIST or self.open_key(frame):
+                        raise self.value_expected(frame, kind, token, match.start(kind))
+                    value, origin = self.close(frame, token, match.start(kind))  # () [] {} or a trailing ','
+                    stack.pop()
+                    frame = stack[-1]
+                elif kind == "num":
                     value = self.number(match.group(kind), match.start(kind))
                 elif kind == "str":
                     value = self.strings(match)
-                elif kind == "op" and match.group(kind) in _OPENS:
-                    if len(stack) > max_depth:
-                        raise self.error(match.start(kind), f"brackets are nested more than {max_depth} deep")
-                    frame = _Frame(_OPENS[match.group(kind)], match.start(kind))
-                    stack.append(frame)
-                    continue
-                elif (
-                    kind == "op"
-                    and match.group(kind) in ")]}"
-                    and frame.kind >= _LIST
-                    and not self.open_key(frame)
-                ):
-                    value, origin = self.close(frame, match.group(kind), match.start(kind))
-                    stack.pop()
-                    frame = stack[-1]
                 elif kind == "name" and match.group(kind) in _CONSTANTS:
                     value = _CONSTANTS[match.group(kind)]
                 elif kind == "cplx":
@@ -418,6 +425,8 @@ class _Parser:
 
     def number(self, token: str, start: int) -> int | float | complex:
         """The value of a number token: an int, a float or an imaginary number, maybe signed."""
+        if token.isdigit() and token[0] != "0" and len(token) <= self.limits.max_int_digits:
+            return int(token)  # the common case: a plain decimal int
         negative = False
         if token[0] in "+-":
             negative = token[0] == "-"
@@ -598,7 +607,7 @@ class _Parser:
                 )
             if frame.kind == _ROOT:
                 return self.error(start, f"unmatched {token!r}")
-        if kind == "op" and token in "+-":
+        if kind == "sign":
             return self.error(
                 start, "a sign ('-' or '+') may only come once, right before a number, inf or nan"
             )
@@ -621,7 +630,7 @@ class _Parser:
                     start, f"{token!r} would close the argument list early: give the arguments only"
                 )
             return self.error(start, f"unmatched {token!r}")
-        if (kind == "op" and token in "+-") or (kind in ("num", "cplx") and token[0] in "+-"):
+        if kind == "sign" or (kind in ("num", "cplx") and token[0] in "+-"):
             return self.error(
                 start,
                 f"the operator {token[0]!r} is not allowed here: a literal has no arithmetic "
@@ -798,6 +807,7 @@ def values_equal(gold: object, prediction: object) -> bool:
 # --------------------------------------------------------------------------- canonical text
 
 _CANONICAL_MAX_DEPTH = 1000
+_CANONICAL_MAX_NODES = 10_000_000  # a parsed value has at most max_items (1,000,000 by default)
 _VISIT, _JOIN = 0, 1
 
 
@@ -819,14 +829,19 @@ def canonical(value: object) -> str:
     Like ``repr`` but with set, frozenset and dict members ordered by their own canonical text,
     so it does not depend on the hash seed. Type-aware: ``1``, ``1.0`` and ``True`` differ, and
     so do ``0.0`` and ``-0.0``; a nan is always ``nan``. Raises :class:`LiteralError` for a type
-    that is not a literal type, or a value nested deeper than 1000 levels (or containing itself).
-    The traversal uses an explicit stack, not recursion.
+    that is not a literal type, a value nested deeper than 1000 levels (or containing itself), or
+    one of more than 10,000,000 values counted as a tree (shared parts count each time). The
+    traversal uses an explicit stack, not recursion.
     """
     out: list[str] = []
     tasks: list[tuple[int, object, int]] = [(_VISIT, value, 0)]
+    visited = 0
     while tasks:
         task, item, extra = tasks.pop()
         if task == _VISIT:
+            visited += 1
+            if visited > _CANONICAL_MAX_NODES:
+                raise LiteralError(f"canonical: the value has more than {_CANONICAL_MAX_NODES} parts")
             text = _scalar_text(item)
             if text is not None:
                 out.append(text)
