@@ -27,6 +27,7 @@ from executor.sandbox.docker_backend import (
     list_containers,
     reap_orphans,
 )
+from executor.sandbox.protocol import SandboxJob
 from executor.sandbox.selftest import self_test
 from executor.verdicts import ValidateTask
 
@@ -74,21 +75,15 @@ def test_hostile_corpus_past_the_static_checks(
     docker_engine: Engine, name: str, program: str, argument: str, allowed: set[str]
 ) -> None:
     """The same programs sent straight to the sandbox (no static checks): run-time layers must hold."""
-    job = {
-        "mode": "run",
-        "program": program,
-        "input": argument,
-        "calls": 1,
-        "limits": dict(LIMITS, timeout_s=3.0),
-    }
-    [result] = docker_engine.pool.run([(job, 0)])
-    status = result["status"]
+    job = SandboxJob(program, argument, 1, 3.0, 4, int(LIMITS["memory_mb"]))
+    result = docker_engine.pool.submit(job, 0, "hostile").result(timeout=120)
+    status = result.status
     if allowed <= REFUSED and name not in STATIC_ONLY:
         assert status in REFUSED, (name, result)
     else:
         assert status != "sandbox_error", (name, result)
     if status == "ok":
-        assert "pwned" not in str(result.get("output", "")), result
+        assert "pwned" not in str(result.outputs), result
 
 
 @pytest.mark.parametrize("name,program,argument,expected", BENIGN, ids=[b[0] for b in BENIGN])
