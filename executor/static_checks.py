@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import functools
 import re
+import threading
 import warnings
 from collections import Counter
 from collections.abc import Sequence
@@ -31,9 +32,17 @@ def _text_problem(text: str, what: str, limit: int) -> str | None:
     return None
 
 
+# CPython 3.11 keeps the syntax-tree constructor's recursion count per interpreter, not per
+# thread: two threads building trees at once (the GIL can change hands inside, when a
+# finalizer runs in a garbage collection) fail with "SystemError: AST constructor recursion
+# depth mismatch". Programs are checked on the API's event loop and on worker threads, so
+# every parse here holds this lock (a parse holds the GIL anyway: nothing ran in parallel).
+_PARSE_LOCK = threading.Lock()
+
+
 def _parse(text: str, mode: str, filename: str) -> ast.AST | SyntaxError:
     try:
-        with warnings.catch_warnings():
+        with _PARSE_LOCK, warnings.catch_warnings():
             warnings.simplefilter(
                 "ignore"
             )  # e.g. "invalid escape sequence" in request text is not ours to print

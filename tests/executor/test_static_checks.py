@@ -610,3 +610,43 @@ def test_every_scope_binds_what_the_reference_walk_says() -> None:
 )
 def test_scope_resolution_in_nested_functions(source: str, verdict: Verdict | None) -> None:
     assert program_verdict(source) is verdict
+
+
+class _Finalized:
+    """Runs Python code when the garbage collector frees it: the GIL can change hands there."""
+
+    def __del__(self) -> None:
+        sum(i for i in range(20))
+
+
+def _check_while_collecting(rounds: int, failures: list[str]) -> None:
+    texts = ["x" + ".a" * 600, "lambda:" * 300 + "x", "[" + "x, " * 2000 + "]"]
+    for _ in range(rounds):
+        for text in texts:
+            first, second = _Finalized(), _Finalized()
+            first.other, second.other = second, first  # type: ignore[attr-defined]
+            del first, second  # a cycle: freed by a collection, maybe in the middle of a parse
+            try:
+                static_checks.check_arguments(text, POLICY, 20_000)
+            except SystemError as exc:
+                failures.append(str(exc))
+
+
+def test_programs_are_checked_on_many_threads_at_once() -> None:
+    """CPython 3.11's tree constructor is not thread-safe ("AST constructor recursion depth
+    mismatch"): the checks serialise their parses."""
+    import gc
+    import sys
+
+    failures: list[str] = []
+    interval, thresholds = sys.getswitchinterval(), gc.get_threshold()
+    sys.setswitchinterval(0.0001)
+    gc.set_threshold(50, 5, 5)
+    try:
+        with ThreadPoolExecutor(6) as pool:
+            for job in [pool.submit(_check_while_collecting, 12, failures) for _ in range(6)]:
+                job.result()
+    finally:
+        sys.setswitchinterval(interval)
+        gc.set_threshold(*thresholds)
+    assert failures == []
