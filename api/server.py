@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from api import audit
+from api.core import responses
 from api.core.config import Settings, get_settings
 from api.core.middleware import LimitAndMeasure
 from api.routes import audit as audit_routes
@@ -71,7 +72,9 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        default_response_class=responses.SafeJSONResponse,
     )
+    responses.install(app)
     app.include_router(verification.router)
     app.include_router(health.router)
     app.include_router(audit_routes.router)
