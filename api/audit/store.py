@@ -23,7 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from api.audit.metrics import WRITE_ERRORS
 from api.audit.records import IDS, id_key, key_id
+from api.core.text import encodable
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +78,50 @@ def summary(record: dict[str, Any]) -> dict[str, Any]:
 SCHEMA_VERSION = 2
 
 
+@dataclass(frozen=True)
+class StoredRow:
+    """One record as the two tables hold it."""
+
+    record_id: str
+    columns: tuple[int, str, str | None, str | None, int | None, str | None, str | None]
+    doc: str
+
+
+SQLITE_INTEGERS = range(-(2**63), 2**63)
+
+
+def _text_column(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _integer_column(value: Any) -> int | None:
+    """An integer SQLite can hold, or None (the record's document keeps the value itself)."""
+    return value if isinstance(value, int) and value in SQLITE_INTEGERS else None
+
+
+def stored_row(record: dict[str, Any]) -> StoredRow:
+    """The row of one record, its text made encodable (a lone surrogate written as
+    `\\udcff`). Raises ValueError or TypeError for a record nothing makes storable (an id
+    out of range, a value JSON cannot hold)."""
+    clean = encodable(record)
+    key = id_key(str(clean["id"]))
+    columns = (
+        key,
+        str(clean.get("verdict")),
+        _text_column(clean.get("reason")),
+        _text_column(clean.get("run")),
+        _integer_column(clean.get("step")),
+        _text_column(clean.get("kind")),
+        _text_column(clean.get("program")),
+    )
+    return StoredRow(str(clean["id"]), columns, json.dumps(clean, separators=(",", ":"), allow_nan=False))
+
+
+def _lost(count: int, message: str) -> None:
+    WRITE_ERRORS.inc(count)
+    log.warning("audit: %s", message)
+
+
 class SqliteStore:
     """Audit records in one SQLite file (WAL); thread-safe (one connection per thread)."""
 
@@ -110,34 +156,57 @@ class SqliteStore:
 
     # ------------------------------------------------------------------ writes
     def add_many(self, records: list[dict[str, Any]]) -> list[str]:
-        """Insert records (ids assigned where missing); duplicate ids are ignored."""
-        rows = []
-        docs = []
-        ids = []
+        """Insert records (ids assigned where missing); duplicate ids are ignored. Returns
+        the ids of the records written.
+
+        One bad record never costs the others: text UTF-8 cannot encode is stored escaped,
+        a record that cannot be stored at all is left out (logged, and counted in
+        azr_audit_write_errors_total), and a batch that fails is written again row by row.
+        """
+        rows: list[StoredRow] = []
         for record in records:
             if not record.get("id"):
                 record["id"] = IDS.next(float(record.get("time") or time.time()))
-            ids.append(record["id"])
-            key = id_key(record["id"])
-            rows.append(
-                (
-                    key,
-                    str(record.get("verdict")),
-                    record.get("reason"),
-                    record.get("run"),
-                    record.get("step"),
-                    record.get("kind"),
-                    record.get("program"),
+            try:
+                rows.append(stored_row(record))
+            except (ValueError, TypeError) as exc:
+                _lost(1, f"record {str(record.get('id'))!r} cannot be stored: {exc}")
+        if not rows:
+            return []
+        with self._write_lock:
+            try:
+                self._insert(rows)
+                return [row.record_id for row in rows]
+            except (sqlite3.Error, ValueError, OverflowError) as exc:
+                if len(rows) == 1:
+                    _lost(1, f"record {rows[0].record_id!r} was not written: {exc}")
+                    return []
+                log.warning(
+                    "audit: a batch of %d records failed (%s); writing them one by one", len(rows), exc
                 )
+            return self._insert_each(rows)
+
+    def _insert(self, rows: list[StoredRow]) -> None:
+        conn = self._conn()
+        with conn:
+            conn.executemany("INSERT OR IGNORE INTO audit VALUES (?,?,?,?,?,?,?)", [r.columns for r in rows])
+            conn.executemany(
+                "INSERT OR IGNORE INTO audit_doc VALUES (?,?)", [(r.columns[0], r.doc) for r in rows]
             )
-            docs.append((key, json.dumps(record, separators=(",", ":"))))
-        if rows:
-            with self._write_lock:
-                conn = self._conn()
-                with conn:
-                    conn.executemany("INSERT OR IGNORE INTO audit VALUES (?,?,?,?,?,?,?)", rows)
-                    conn.executemany("INSERT OR IGNORE INTO audit_doc VALUES (?,?)", docs)
-        return ids
+
+    def _insert_each(self, rows: list[StoredRow]) -> list[str]:
+        written: list[str] = []
+        failures: list[str] = []
+        for row in rows:
+            try:
+                self._insert([row])
+            except (sqlite3.Error, ValueError, OverflowError) as exc:
+                failures.append(f"{row.record_id}: {exc}")
+            else:
+                written.append(row.record_id)
+        if failures:
+            _lost(len(failures), f"{len(failures)} of {len(rows)} records were not written ({failures[0]})")
+        return written
 
     def _delete(self, conn: sqlite3.Connection, op: str, key: int) -> int:
         removed = conn.execute(f"DELETE FROM audit WHERE k {op} ?", (key,)).rowcount
@@ -357,10 +426,8 @@ class BackgroundWriter:
                 batch.append(item)
         if batch:
             try:
-                self.store.add_many(batch)
+                self.store.add_many(batch)  # a bad record is left out there, never the batch
             except Exception:  # noqa: BLE001
-                from api.audit.metrics import WRITE_ERRORS
-
                 WRITE_ERRORS.inc(len(batch))
                 log.exception("audit: writing %d records failed", len(batch))
         now = time.monotonic()
@@ -402,7 +469,7 @@ class RedisStreamWriter:
             return []
         for record in records:
             record.pop("id", None)
-        bodies = [json.dumps(record, separators=(",", ":")) for record in records]
+        bodies = [json.dumps(encodable(record), separators=(",", ":")) for record in records]
         for attempt in range(4):  # ride out a short Redis restart; the job is not acknowledged meanwhile
             try:
                 with self.redis.pipeline(transaction=False) as pipe:
@@ -428,10 +495,18 @@ class RedisStreamWriter:
 
 
 def parse_entry(entry_id: Any, fields: dict[Any, Any]) -> dict[str, Any] | None:
+    """The record of one stream entry; None (counted as a write error) for one that is not."""
     raw = fields.get(b"r") if b"r" in fields else fields.get("r")
     if raw is None:
         return None
-    record = json.loads(raw)
+    try:
+        record = json.loads(raw)
+    except ValueError as exc:  # JSONDecodeError, or bytes that are not UTF-8
+        _lost(1, f"stream entry {entry_id!r} is not a JSON record: {exc}")
+        return None
+    if not isinstance(record, dict):
+        _lost(1, f"stream entry {entry_id!r} is not a JSON object")
+        return None
     record["id"] = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
     return record
 

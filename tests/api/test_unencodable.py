@@ -135,6 +135,24 @@ def test_embedded_in_process(in_process: TestClient) -> None:
     check_every_path(in_process)
 
 
+def test_the_audit_trail_keeps_and_shows_those_records(in_process: TestClient) -> None:
+    from api import audit
+
+    post(in_process, "/v1/validate", {"tasks": surrogate_tasks(), "run": "surrogates"})
+    audit.current().flush()
+    listed = in_process.get("/v1/audit", params={"run": "surrogates", "full": "true"})
+    assert listed.status_code == 200, listed.text
+    records = {r["item_id"]: r for r in listed.json()["records"]}
+    assert set(records) == {"in-program", "raises", "normal"}  # every ok is sampled here
+    assert ESCAPED in records["in-program"]["program"] and ESCAPED in records["raises"]["detail"]
+    for record in records.values():
+        assert in_process.get(f"/v1/audit/{record['id']}").status_code == 200
+        assert in_process.get(f"/audit/record/{record['id']}").status_code == 200
+    assert in_process.get("/audit", params={"run": "surrogates"}).status_code == 200
+    export = in_process.get("/v1/audit/export.jsonl", params={"run": "surrogates"})
+    assert export.status_code == 200 and export.text.count("\n") == 3
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [
