@@ -16,6 +16,7 @@ import logging
 import os
 import queue
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Iterator
@@ -77,6 +78,56 @@ def summary(record: dict[str, Any]) -> dict[str, Any]:
 # Bump when the tables change: the file name carries it, so an old store is left aside, not misread.
 SCHEMA_VERSION = 2
 
+# The audit store holds other requests' programs: only the service's own user may read it
+# (the sandboxes run programs under other uids on the same host).
+PRIVATE_DIRECTORY_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
+# SQLite's companions of a database file: its write-ahead log, shared memory and rollback journal
+SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
+
+
+def private_directory(path: Path) -> None:
+    """Create ``path`` for this user only (0700); tighten an existing one this user owns.
+
+    A directory someone else owns, or a shared sticky one such as /tmp, is left as it is,
+    with a warning: the files in it are private all the same (`private_database_files`).
+    """
+    path.mkdir(mode=PRIVATE_DIRECTORY_MODE, parents=True, exist_ok=True)
+    info = path.stat()
+    if not info.st_mode & 0o077:
+        return
+    if info.st_uid == os.geteuid() and not info.st_mode & stat.S_ISVTX:
+        os.chmod(path, PRIVATE_DIRECTORY_MODE)
+    else:
+        log.warning(
+            "audit: %s is open to other users (mode %o); its audit files are not", path, info.st_mode & 0o777
+        )
+
+
+def private_database_files(database: Path) -> None:
+    """The database file and whichever of its SQLite companions exist: 0600.
+
+    The file is created here, 0600, before SQLite opens it: SQLite gives its -wal, -shm and
+    -journal files the database file's own mode, whatever the umask. Files an older
+    version left readable are tightened. A symbolic link in their place is refused.
+    """
+    _private_file(database, create=True)
+    for suffix in SQLITE_COMPANIONS:
+        _private_file(database.with_name(database.name + suffix), create=False)
+
+
+def _private_file(path: Path, create: bool) -> None:
+    flags = os.O_RDWR | os.O_NOFOLLOW | (os.O_CREAT if create else 0)
+    try:
+        descriptor = os.open(path, flags, PRIVATE_FILE_MODE)
+    except FileNotFoundError:
+        return
+    try:
+        if stat.S_IMODE(os.fstat(descriptor).st_mode) != PRIVATE_FILE_MODE:
+            os.fchmod(descriptor, PRIVATE_FILE_MODE)
+    finally:
+        os.close(descriptor)
+
 
 @dataclass(frozen=True)
 class StoredRow:
@@ -136,13 +187,17 @@ class SqliteStore:
 
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        on_disk = self.path != ":memory:"
+        if on_disk:
+            private_directory(Path(self.path).parent)
+            private_database_files(Path(self.path))
         self._local = threading.local()
         self._write_lock = threading.Lock()
         conn = self._conn()
         conn.executescript(self.SCHEMA)
         conn.commit()
+        if on_disk:
+            private_database_files(Path(self.path))  # the -wal and -shm files now exist too
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
