@@ -184,3 +184,14 @@ def test_a_422_that_repeats_unencodable_input_is_still_a_422(
     response = in_process.post("/v1/validate", content=body, headers={"content-type": "application/json"})
     assert response.status_code == 422, response.text
     assert field in response.text
+
+
+def test_metrics_stay_readable(in_process: TestClient) -> None:
+    """Run tags become Prometheus labels: one that UTF-8 cannot encode is refused (422),
+    and the labels that are kept are sanitised; /metrics answers either way."""
+    tasks = [{"id": "t", "program": "def f(a):\n    return a", "inputs": ["1"]}]
+    refused = post(in_process, "/v1/validate", {"tasks": tasks, "run": f"run-{SURROGATE}"})
+    assert refused.status_code == 422 and "run" in refused.text
+    assert post(in_process, "/v1/validate", {"tasks": tasks, "run": "run-\u00e9\u4e2d"}).status_code == 200
+    scrape = in_process.get("/metrics")
+    assert scrape.status_code == 200 and 'run="run-__"' in scrape.text
