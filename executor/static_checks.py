@@ -9,8 +9,11 @@ from __future__ import annotations
 import ast
 import functools
 import re
+import threading
 import warnings
+from collections import Counter
 from collections.abc import Sequence
+from typing import Any
 
 from executor.limits import SizeLimits
 from executor.policy import ATTRIBUTE_FUNCTIONS, Policy
@@ -29,16 +32,27 @@ def _text_problem(text: str, what: str, limit: int) -> str | None:
     return None
 
 
+# CPython 3.11 keeps the syntax-tree constructor's recursion count per interpreter, not per
+# thread: two threads building trees at once (the GIL can change hands inside, when a
+# finalizer runs in a garbage collection) fail with "SystemError: AST constructor recursion
+# depth mismatch". Programs are checked on the API's event loop and on worker threads, so
+# every parse here holds this lock (a parse holds the GIL anyway: nothing ran in parallel).
+_PARSE_LOCK = threading.Lock()
+
+
 def _parse(text: str, mode: str, filename: str) -> ast.AST | SyntaxError:
     try:
-        with warnings.catch_warnings():
+        with _PARSE_LOCK, warnings.catch_warnings():
             warnings.simplefilter(
                 "ignore"
             )  # e.g. "invalid escape sequence" in request text is not ours to print
             return ast.parse(text, filename=filename, mode=mode)
     except SyntaxError as exc:
         return exc
-    except (ValueError, MemoryError, RecursionError) as exc:
+    except (MemoryError, RecursionError):
+        # CPython's parser gives up on deep nesting (`-` * 5000 + `x`, a long `a.b.c…` chain).
+        return SyntaxError("it nests too deeply for the parser")
+    except ValueError as exc:
         return SyntaxError(f"{type(exc).__name__}: {exc}")
 
 
@@ -47,37 +61,97 @@ def _syntax_message(exc: SyntaxError, what: str) -> str:
     return f"the {what} does not parse{where}: {exc.msg}"
 
 
-def _bound_names(body: Sequence[ast.AST], params: ast.arguments | None = None) -> set[str]:
-    """Names a scope binds itself (parameters, assignments, defs, imports), nested scopes excluded."""
-    bound: set[str] = set()
-    if params is not None:
-        for arg in [*params.posonlyargs, *params.args, *params.kwonlyargs, params.vararg, params.kwarg]:
-            if arg is not None:
-                bound.add(arg.arg)
-    stack: list[ast.AST] = list(body)
-    while stack:
-        node = stack.pop()
-        if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
-            bound.add(node.id)
-        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            bound.add(node.name)
+# The most syntax nodes one walk of the tree visits. Every walk here is linear, and a program
+# within the default size limits stays below this (20,000 characters make at most about
+# 30,000 nodes, some 50 ms of checks); past it, a program gets a finding instead of a
+# longer check (a service configured for longer programs).
+MAX_WALK_NODES = 60_000
+
+
+class _TooComplex(Exception):
+    """A walk went past `MAX_WALK_NODES`."""
+
+
+def _over_budget_finding(verdict: Verdict, what: str) -> Finding:
+    return Finding(
+        verdict,
+        f"the {what} is too complex to check: it has more than {MAX_WALK_NODES:,} syntax nodes",
+    )
+
+
+def _parameter_names(params: ast.arguments) -> set[str]:
+    every = [*params.posonlyargs, *params.args, *params.kwonlyargs, params.vararg, params.kwarg]
+    return {arg.arg for arg in every if arg is not None}
+
+
+def _outside_body(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> list[ast.AST]:
+    """A function's children that its own scope does not hold: decorators, defaults, annotations."""
+    found: list[ast.AST] = []
+    for field in node._fields:
+        if field == "body":
             continue
-        elif isinstance(node, (ast.Import, ast.ImportFrom)):
-            bound.update((a.asname or a.name).split(".")[0] for a in node.names)
-        elif isinstance(node, ast.ExceptHandler) and node.name:
-            bound.add(node.name)
-        elif isinstance(node, ast.Lambda):
-            continue
-        stack.extend(ast.iter_child_nodes(node))
-    # `global eval` / `nonlocal eval` make the name refer outward again: not a local binding.
-    declared_outward = {
-        name
-        for top in body
-        for node in ast.walk(top)
-        if isinstance(node, (ast.Global, ast.Nonlocal))
-        for name in node.names
-    }
-    return bound - declared_outward
+        value = getattr(node, field, None)
+        if isinstance(value, list):
+            found.extend(item for item in value if isinstance(item, ast.AST))
+        elif isinstance(value, ast.AST):
+            found.append(value)
+    return found
+
+
+def _function_bindings(root: ast.AST) -> dict[ast.AST, frozenset[str]]:
+    """The names each function scope under ``root`` binds itself (parameters, assignments,
+    defs, imports; nested scopes excluded), for every scope in one pass over the tree.
+
+    The pass goes region by region. A region's nodes bind names in its *owner*: the
+    function whose own body it is, or none (module level, a class body, the decorators
+    and defaults of a def, which the enclosing scope evaluates). `global eval` /
+    `nonlocal eval` anywhere inside a def, nested defs included, make the name refer
+    outward again: not a local binding there.
+    """
+    bound: dict[ast.AST, set[str]] = {}
+    outward: dict[ast.AST, set[str]] = {}
+    enclosing_def: dict[ast.AST, ast.AST | None] = {}
+    # (owner, the innermost function around the region, the region's nodes still to visit)
+    regions: list[tuple[ast.AST | None, ast.AST | None, list[ast.AST]]] = [(None, None, [root])]
+    visited = 0
+    while regions:
+        owner, enclosing, stack = regions.pop()
+        names = bound[owner] if owner is not None else set()
+        while stack:
+            node: Any = stack.pop()  # Any: the node's type is dispatched on by hand, for speed
+            visited += 1
+            if visited > MAX_WALK_NODES:
+                raise _TooComplex
+            kind = type(node)
+            if kind is ast.Name:
+                if type(node.ctx) is not ast.Load:
+                    names.add(node.id)
+                continue
+            if kind in _FUNCTION_TYPES:
+                if kind is not ast.Lambda:
+                    names.add(node.name)
+                bound[node] = _parameter_names(node.args)
+                outward[node], enclosing_def[node] = set(), enclosing
+                body = node.body if kind is not ast.Lambda else [node.body]
+                regions.append((node, node, list(body)))
+                regions.append((None, enclosing, _outside_body(node)))
+                continue
+            if kind is ast.ClassDef:
+                names.add(node.name)
+                regions.append((None, enclosing, _children(node)))
+                continue
+            if kind is ast.Import or kind is ast.ImportFrom:
+                names.update((a.asname or a.name).split(".")[0] for a in node.names)
+            elif kind is ast.ExceptHandler and node.name:
+                names.add(node.name)
+            elif (kind is ast.Global or kind is ast.Nonlocal) and enclosing is not None:
+                outward[enclosing].update(node.names)
+            stack.extend(_children(node))
+    for scope in reversed(list(enclosing_def)):  # a scope was met after the one around it
+        around = enclosing_def[scope]
+        if around is not None:
+            outward[around] |= outward[scope]
+    return {scope: frozenset(names - outward[scope]) for scope, names in bound.items()}
 
 
 def _module_bindings(body: Sequence[ast.stmt]) -> set[str]:
@@ -85,7 +159,7 @@ def _module_bindings(body: Sequence[ast.stmt]) -> set[str]:
 
     A module-level binding inside `if False:` (or a loop, or a `try`) may never happen, and
     then the name falls through to the builtin; inside a function any assignment makes the
-    name local, so function scopes are sound as `_bound_names` computes them.
+    name local, so function scopes are sound as `_function_bindings` computes them.
     """
     bound: set[str] = set()
     for statement in body:
@@ -115,6 +189,7 @@ def _children(node: ast.AST) -> list[ast.AST]:
 
 
 _FUNCTION_NODES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
+_FUNCTION_TYPES = frozenset(_FUNCTION_NODES)
 _LEAVE_SCOPE = ast.AST()  # a marker on the walk's stack: the scope opened by a function ends here
 
 
@@ -123,11 +198,11 @@ def _node_problem(
     policy: Policy,
     names: set[str],
     attributes: set[str],
-    scopes: Sequence[set[str] | _FunctionScope],
+    scopes: _Scopes,
 ) -> str | None:
     """What the policy says about this one node (its children are checked separately)."""
     if isinstance(node, ast.Name):
-        if node.id in names and not any(node.id in scope for scope in scopes):
+        if node.id in names and not scopes.bind(node.id):
             return f"use of '{node.id}' is forbidden"
     elif isinstance(node, ast.Attribute):
         if node.attr in attributes:
@@ -163,50 +238,88 @@ def _import_problem(node: ast.Import | ast.ImportFrom, policy: Policy) -> str | 
     return None
 
 
-class _FunctionScope:
-    """A function's own bindings, computed only when a forbidden name is met inside it
-    (rarely: most programs never use one, and most functions never need the walk)."""
+class _Scopes:
+    """The scopes around the policy walk's position, and how many of them bind each name.
 
-    __slots__ = ("node", "_names")
+    The functions' bindings are computed for the whole tree at once (`_function_bindings`),
+    only when a forbidden name first needs resolving: most programs never use one. From
+    then on, entering and leaving a scope updates the counts, so resolving a name costs
+    the same however deep the scopes nest.
+    """
 
-    def __init__(self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> None:
-        self.node = node
-        self._names: set[str] | None = None
+    def __init__(self, root: ast.AST) -> None:
+        self._root = root
+        self._open: list[frozenset[str] | ast.AST] = []  # a module's bindings, or a function node
+        self._functions: dict[ast.AST, frozenset[str]] | None = None
+        self._binding: Counter[str] = Counter()
 
-    def __contains__(self, name: str) -> bool:
-        if self._names is None:
-            body = self.node.body if isinstance(self.node.body, list) else [self.node.body]
-            self._names = _bound_names(body, self.node.args)
-        return name in self._names
+    def _names(self, scope: frozenset[str] | ast.AST) -> frozenset[str]:
+        if isinstance(scope, ast.AST):
+            assert self._functions is not None
+            return self._functions[scope]
+        return scope
+
+    def enter(self, scope: frozenset[str] | ast.AST) -> None:
+        self._open.append(scope)
+        if self._functions is not None:
+            self._binding.update(self._names(scope))
+
+    def leave(self) -> None:
+        scope = self._open.pop()
+        if self._functions is not None:
+            self._binding.subtract(self._names(scope))
+
+    def bind(self, name: str) -> bool:
+        """Whether a scope around the walk's position binds ``name``."""
+        if self._functions is None:
+            self._functions = _function_bindings(self._root)
+            for scope in self._open:
+                self._binding.update(self._names(scope))
+        return self._binding[name] > 0
 
 
-def policy_finding(tree: ast.AST, policy: Policy, source: str | None = None) -> Finding | None:
+def policy_finding(
+    tree: ast.AST, policy: Policy, source: str | None = None, what: str = "program"
+) -> Finding | None:
     """The first policy violation in source order (a depth-first walk), or None.
 
     Names are resolved with scope: a forbidden builtin's name is fine where a function's
     own scope (or an enclosing one, or an unconditional module-level binding) binds it.
     Given the ``source`` the tree was parsed from, its text decides how much to walk
     (`rules_that_can_fire`): nothing, the statements only (for imports), or everything.
+    A tree past `MAX_WALK_NODES` gets a finding: `bad_form` for a program, `invalid_input`
+    for the input or answer ``what`` names.
     """
-    if source is not None:
-        rules = rules_that_can_fire(source, policy)
-        if rules == "none":
-            return None
-        if rules == "imports":
-            return _import_finding(tree, policy)
+    try:
+        if source is not None:
+            rules = rules_that_can_fire(source, policy)
+            if rules == "none":
+                return None
+            if rules == "imports":
+                return _import_finding(tree, policy)
+        return _policy_walk(tree, policy)
+    except _TooComplex:
+        return _over_budget_finding(Verdict.BAD_FORM if what == "program" else Verdict.INVALID_INPUT, what)
+
+
+def _policy_walk(tree: ast.AST, policy: Policy) -> Finding | None:
     names, attributes = set(policy.forbidden_names), set(policy.forbidden_attributes)
-    scopes: list[set[str] | _FunctionScope] = []
+    scopes = _Scopes(tree)
     stack: list[ast.AST] = [tree]
+    visited = 0
     while stack:
         node = stack.pop()
         if node is _LEAVE_SCOPE:
-            scopes.pop()
+            scopes.leave()
             continue
+        visited += 1
+        if visited > MAX_WALK_NODES:
+            raise _TooComplex
         if isinstance(node, ast.Module):
-            scopes.append(_module_bindings(node.body))
+            scopes.enter(frozenset(_module_bindings(node.body)))
             stack.append(_LEAVE_SCOPE)
         elif isinstance(node, _FUNCTION_NODES):
-            scopes.append(_FunctionScope(node))
+            scopes.enter(node)
             stack.append(_LEAVE_SCOPE)
         else:
             problem = _node_problem(node, policy, names, attributes, scopes)
@@ -229,8 +342,12 @@ def _import_finding(tree: ast.AST, policy: Policy) -> Finding | None:
     """The first forbidden import, walking statements only: what `policy_finding` returns
     when no name, attribute or getattr rule can fire (the same depth-first order)."""
     stack: list[ast.AST] = [tree]
+    visited = 0
     while stack:
         node = stack.pop()
+        visited += 1
+        if visited > MAX_WALK_NODES:
+            raise _TooComplex
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             problem = _import_problem(node, policy)
             if problem is not None:
@@ -318,7 +435,7 @@ def check_arguments(text: str, policy: Policy, max_chars: int, what: str = "inpu
             "call early or adds other expressions is not allowed",
         )
     for node in [*call.args, *call.keywords]:
-        finding = policy_finding(node, policy, text)
+        finding = policy_finding(node, policy, text, what)
         if finding:
             return finding
     return None
@@ -334,4 +451,4 @@ def check_expression(text: str, policy: Policy, max_chars: int, what: str = "ans
     tree = _parse(text.strip(), "eval", f"<{what}>")
     if isinstance(tree, SyntaxError):
         return Finding(Verdict.INVALID_INPUT, f"the {what} is not a single Python expression: {tree.msg}")
-    return policy_finding(tree, policy, text)
+    return policy_finding(tree, policy, text, what)

@@ -16,6 +16,7 @@ import logging
 import os
 import queue
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Iterator
@@ -23,7 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from api.audit.metrics import WRITE_ERRORS
 from api.audit.records import IDS, id_key, key_id
+from api.core.text import encodable
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +78,100 @@ def summary(record: dict[str, Any]) -> dict[str, Any]:
 # Bump when the tables change: the file name carries it, so an old store is left aside, not misread.
 SCHEMA_VERSION = 2
 
+# The audit store holds other requests' programs: only the service's own user may read it
+# (the sandboxes run programs under other uids on the same host).
+PRIVATE_DIRECTORY_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
+# SQLite's companions of a database file: its write-ahead log, shared memory and rollback journal
+SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
+
+
+def private_directory(path: Path) -> None:
+    """Create ``path`` for this user only (0700); tighten an existing one this user owns.
+
+    A directory someone else owns, or a shared sticky one such as /tmp, is left as it is,
+    with a warning: the files in it are private all the same (`private_database_files`).
+    """
+    path.mkdir(mode=PRIVATE_DIRECTORY_MODE, parents=True, exist_ok=True)
+    info = path.stat()
+    if not info.st_mode & 0o077:
+        return
+    if info.st_uid == os.geteuid() and not info.st_mode & stat.S_ISVTX:
+        os.chmod(path, PRIVATE_DIRECTORY_MODE)
+    else:
+        log.warning(
+            "audit: %s is open to other users (mode %o); its audit files are not", path, info.st_mode & 0o777
+        )
+
+
+def private_database_files(database: Path) -> None:
+    """The database file and whichever of its SQLite companions exist: 0600.
+
+    The file is created here, 0600, before SQLite opens it: SQLite gives its -wal, -shm and
+    -journal files the database file's own mode, whatever the umask. Files an older
+    version left readable are tightened. A symbolic link in their place is refused.
+    """
+    _private_file(database, create=True)
+    for suffix in SQLITE_COMPANIONS:
+        _private_file(database.with_name(database.name + suffix), create=False)
+
+
+def _private_file(path: Path, create: bool) -> None:
+    flags = os.O_RDWR | os.O_NOFOLLOW | (os.O_CREAT if create else 0)
+    try:
+        descriptor = os.open(path, flags, PRIVATE_FILE_MODE)
+    except FileNotFoundError:
+        return
+    try:
+        if stat.S_IMODE(os.fstat(descriptor).st_mode) != PRIVATE_FILE_MODE:
+            os.fchmod(descriptor, PRIVATE_FILE_MODE)
+    finally:
+        os.close(descriptor)
+
+
+@dataclass(frozen=True)
+class StoredRow:
+    """One record as the two tables hold it."""
+
+    record_id: str
+    columns: tuple[int, str, str | None, str | None, int | None, str | None, str | None]
+    doc: str
+
+
+SQLITE_INTEGERS = range(-(2**63), 2**63)
+
+
+def _text_column(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _integer_column(value: Any) -> int | None:
+    """An integer SQLite can hold, or None (the record's document keeps the value itself)."""
+    return value if isinstance(value, int) and value in SQLITE_INTEGERS else None
+
+
+def stored_row(record: dict[str, Any]) -> StoredRow:
+    """The row of one record, its text made encodable (a lone surrogate written as
+    `\\udcff`). Raises ValueError or TypeError for a record nothing makes storable (an id
+    out of range, a value JSON cannot hold)."""
+    clean = encodable(record)
+    key = id_key(str(clean["id"]))
+    columns = (
+        key,
+        str(clean.get("verdict")),
+        _text_column(clean.get("reason")),
+        _text_column(clean.get("run")),
+        _integer_column(clean.get("step")),
+        _text_column(clean.get("kind")),
+        _text_column(clean.get("program")),
+    )
+    return StoredRow(str(clean["id"]), columns, json.dumps(clean, separators=(",", ":"), allow_nan=False))
+
+
+def _lost(count: int, message: str) -> None:
+    WRITE_ERRORS.inc(count)
+    log.warning("audit: %s", message)
+
 
 class SqliteStore:
     """Audit records in one SQLite file (WAL); thread-safe (one connection per thread)."""
@@ -90,13 +187,17 @@ class SqliteStore:
 
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        on_disk = self.path != ":memory:"
+        if on_disk:
+            private_directory(Path(self.path).parent)
+            private_database_files(Path(self.path))
         self._local = threading.local()
         self._write_lock = threading.Lock()
         conn = self._conn()
         conn.executescript(self.SCHEMA)
         conn.commit()
+        if on_disk:
+            private_database_files(Path(self.path))  # the -wal and -shm files now exist too
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -110,34 +211,57 @@ class SqliteStore:
 
     # ------------------------------------------------------------------ writes
     def add_many(self, records: list[dict[str, Any]]) -> list[str]:
-        """Insert records (ids assigned where missing); duplicate ids are ignored."""
-        rows = []
-        docs = []
-        ids = []
+        """Insert records (ids assigned where missing); duplicate ids are ignored. Returns
+        the ids of the records written.
+
+        One bad record never costs the others: text UTF-8 cannot encode is stored escaped,
+        a record that cannot be stored at all is left out (logged, and counted in
+        azr_audit_write_errors_total), and a batch that fails is written again row by row.
+        """
+        rows: list[StoredRow] = []
         for record in records:
             if not record.get("id"):
                 record["id"] = IDS.next(float(record.get("time") or time.time()))
-            ids.append(record["id"])
-            key = id_key(record["id"])
-            rows.append(
-                (
-                    key,
-                    str(record.get("verdict")),
-                    record.get("reason"),
-                    record.get("run"),
-                    record.get("step"),
-                    record.get("kind"),
-                    record.get("program"),
+            try:
+                rows.append(stored_row(record))
+            except (ValueError, TypeError) as exc:
+                _lost(1, f"record {str(record.get('id'))!r} cannot be stored: {exc}")
+        if not rows:
+            return []
+        with self._write_lock:
+            try:
+                self._insert(rows)
+                return [row.record_id for row in rows]
+            except (sqlite3.Error, ValueError, OverflowError) as exc:
+                if len(rows) == 1:
+                    _lost(1, f"record {rows[0].record_id!r} was not written: {exc}")
+                    return []
+                log.warning(
+                    "audit: a batch of %d records failed (%s); writing them one by one", len(rows), exc
                 )
+            return self._insert_each(rows)
+
+    def _insert(self, rows: list[StoredRow]) -> None:
+        conn = self._conn()
+        with conn:
+            conn.executemany("INSERT OR IGNORE INTO audit VALUES (?,?,?,?,?,?,?)", [r.columns for r in rows])
+            conn.executemany(
+                "INSERT OR IGNORE INTO audit_doc VALUES (?,?)", [(r.columns[0], r.doc) for r in rows]
             )
-            docs.append((key, json.dumps(record, separators=(",", ":"))))
-        if rows:
-            with self._write_lock:
-                conn = self._conn()
-                with conn:
-                    conn.executemany("INSERT OR IGNORE INTO audit VALUES (?,?,?,?,?,?,?)", rows)
-                    conn.executemany("INSERT OR IGNORE INTO audit_doc VALUES (?,?)", docs)
-        return ids
+
+    def _insert_each(self, rows: list[StoredRow]) -> list[str]:
+        written: list[str] = []
+        failures: list[str] = []
+        for row in rows:
+            try:
+                self._insert([row])
+            except (sqlite3.Error, ValueError, OverflowError) as exc:
+                failures.append(f"{row.record_id}: {exc}")
+            else:
+                written.append(row.record_id)
+        if failures:
+            _lost(len(failures), f"{len(failures)} of {len(rows)} records were not written ({failures[0]})")
+        return written
 
     def _delete(self, conn: sqlite3.Connection, op: str, key: int) -> int:
         removed = conn.execute(f"DELETE FROM audit WHERE k {op} ?", (key,)).rowcount
@@ -357,10 +481,8 @@ class BackgroundWriter:
                 batch.append(item)
         if batch:
             try:
-                self.store.add_many(batch)
+                self.store.add_many(batch)  # a bad record is left out there, never the batch
             except Exception:  # noqa: BLE001
-                from api.audit.metrics import WRITE_ERRORS
-
                 WRITE_ERRORS.inc(len(batch))
                 log.exception("audit: writing %d records failed", len(batch))
         now = time.monotonic()
@@ -402,7 +524,7 @@ class RedisStreamWriter:
             return []
         for record in records:
             record.pop("id", None)
-        bodies = [json.dumps(record, separators=(",", ":")) for record in records]
+        bodies = [json.dumps(encodable(record), separators=(",", ":")) for record in records]
         for attempt in range(4):  # ride out a short Redis restart; the job is not acknowledged meanwhile
             try:
                 with self.redis.pipeline(transaction=False) as pipe:
@@ -428,10 +550,18 @@ class RedisStreamWriter:
 
 
 def parse_entry(entry_id: Any, fields: dict[Any, Any]) -> dict[str, Any] | None:
+    """The record of one stream entry; None (counted as a write error) for one that is not."""
     raw = fields.get(b"r") if b"r" in fields else fields.get("r")
     if raw is None:
         return None
-    record = json.loads(raw)
+    try:
+        record = json.loads(raw)
+    except ValueError as exc:  # JSONDecodeError, or bytes that are not UTF-8
+        _lost(1, f"stream entry {entry_id!r} is not a JSON record: {exc}")
+        return None
+    if not isinstance(record, dict):
+        _lost(1, f"stream entry {entry_id!r} is not a JSON object")
+        return None
     record["id"] = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
     return record
 

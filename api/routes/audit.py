@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import secrets
 from collections.abc import Iterator
@@ -10,7 +9,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
-from fastapi.responses import HTMLResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
 
 from api import audit
 from api.audit import page
@@ -18,6 +17,8 @@ from api.audit.records import id_key
 from api.audit.store import AuditQuery, SqliteStore
 from api.core.config import Settings
 from api.core.deps import require_key, settings_dep
+from api.core.responses import SafeHTMLResponse, encodable_json
+from api.core.text import escape_unencodable
 
 router = APIRouter(tags=["audit"])
 
@@ -109,7 +110,7 @@ def runs(_key: KeyDep) -> dict[str, Any]:
 
 def _jsonl(store: SqliteStore, query: AuditQuery) -> Iterator[bytes]:
     for record in store.iter_all(query):
-        yield (json.dumps(record, separators=(",", ":")) + "\n").encode()
+        yield encodable_json(record) + b"\n"
 
 
 @router.get(
@@ -152,12 +153,12 @@ def page_auth(request: Request, settings: Annotated[Settings, Depends(settings_d
 PageAuth = Annotated[bool, Depends(page_auth)]
 
 
-@router.get("/audit", response_class=HTMLResponse, include_in_schema=False)
-def audit_page(request: Request, query: QueryDep, allowed: PageAuth) -> HTMLResponse:
+@router.get("/audit", response_class=SafeHTMLResponse, include_in_schema=False)
+def audit_page(request: Request, query: QueryDep, allowed: PageAuth) -> SafeHTMLResponse:
     if not allowed:
-        return HTMLResponse(page.login(), status_code=401)
+        return SafeHTMLResponse(page.login(), status_code=401)
     records, next_cursor = _store().query(query)
-    return HTMLResponse(page.records_page(query, records, next_cursor, dict(request.query_params)))
+    return SafeHTMLResponse(page.records_page(query, records, next_cursor, dict(request.query_params)))
 
 
 @router.get("/audit/chart.svg", include_in_schema=False)
@@ -167,21 +168,23 @@ def chart(query: QueryDep, allowed: PageAuth) -> Response:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "API key needed")
     query.cursor = None
     svg = page.chart_svg(_store().stats(query))
-    return Response(svg, media_type="image/svg+xml", headers={"Cache-Control": "private, max-age=5"})
+    return Response(
+        escape_unencodable(svg), media_type="image/svg+xml", headers={"Cache-Control": "private, max-age=5"}
+    )
 
 
-@router.get("/audit/runs", response_class=HTMLResponse, include_in_schema=False)
-def runs_page(allowed: PageAuth) -> HTMLResponse:
+@router.get("/audit/runs", response_class=SafeHTMLResponse, include_in_schema=False)
+def runs_page(allowed: PageAuth) -> SafeHTMLResponse:
     if not allowed:
-        return HTMLResponse(page.login(), status_code=401)
-    return HTMLResponse(page.runs_page(_store().runs()))
+        return SafeHTMLResponse(page.login(), status_code=401)
+    return SafeHTMLResponse(page.runs_page(_store().runs()))
 
 
-@router.get("/audit/record/{record_id}", response_class=HTMLResponse, include_in_schema=False)
-def record_page(record_id: str, allowed: PageAuth) -> HTMLResponse:
+@router.get("/audit/record/{record_id}", response_class=SafeHTMLResponse, include_in_schema=False)
+def record_page(record_id: str, allowed: PageAuth) -> SafeHTMLResponse:
     if not allowed:
-        return HTMLResponse(page.login(), status_code=401)
+        return SafeHTMLResponse(page.login(), status_code=401)
     record = _store().get(record_id) if len(record_id) <= 40 else None
     if record is None:
-        return HTMLResponse(page.not_found(record_id), status_code=404)
-    return HTMLResponse(page.record_page(record))
+        return SafeHTMLResponse(page.not_found(record_id), status_code=404)
+    return SafeHTMLResponse(page.record_page(record))

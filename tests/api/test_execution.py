@@ -29,3 +29,9 @@ def test_too_many_inputs_or_characters_are_not_small() -> None:
 def test_verify_payloads_always_use_a_worker_thread() -> None:
     answer = {"id": "a", "task_type": "deduction", "answer": "1", "program": "def f(a):\n    return a"}
     assert not is_small(verify_payload([answer], None))
+
+
+def test_a_big_program_is_never_checked_on_the_event_loop() -> None:
+    bomb = "def f(x):\n    return " + "lambda:" * 2800 + "eval"
+    assert not is_small(validate_payload([_task(bomb)], 2, None))
+    assert SMALL_PAYLOAD_CHARS <= 4_000

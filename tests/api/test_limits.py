@@ -155,6 +155,28 @@ def test_not_json_is_422(small_limits: Service) -> None:
     assert response.status_code == 422
 
 
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        (b'{"tasks": [{"id": "t", "program": "def f(a):', "not valid JSON"),  # truncated
+        (b'{"tasks": [', "not valid JSON: Expecting value at character 11"),
+        (b'{"tasks": [{"id": "t", "program": "\xff", "inputs": ["1"]}]}', "not UTF-8"),
+        (b"[" * 5000 + b"]" * 5000, "nests too deeply"),
+    ],
+    ids=["truncated", "truncated-list", "not-utf8", "too-deep"],
+)
+@pytest.mark.parametrize("path", ["/v1/validate", "/v1/verify"])
+def test_a_body_that_does_not_parse_is_422_naming_the_problem(
+    small_limits: Service, path: str, body: bytes, problem: str
+) -> None:
+    response = httpx.post(
+        small_limits.url + path, content=body, headers={"content-type": "application/json"}, timeout=30
+    )
+    assert response.status_code == 422, response.text
+    detail = response.json()["detail"]
+    assert detail.startswith("body: ") and problem in detail, detail
+
+
 def test_api_keys() -> None:
     with running_service(AZR_API_KEYS='["k-one", "k-two"]') as service:
         body = {"tasks": [task()]}
