@@ -75,7 +75,9 @@ def combine_repeats(results: list[ChildResult]) -> InputOutcome:
             return InputOutcome(Verdict.SANDBOX_ERROR, None, "a run reported no output", [], cpu, rss)
         inside = _within_run(run)
         if inside is not None:
-            return InputOutcome(Verdict.NONDETERMINISTIC, None, inside, list(dict.fromkeys(run.outputs)), cpu, rss)
+            return InputOutcome(
+                Verdict.NONDETERMINISTIC, None, inside, list(dict.fromkeys(run.outputs)), cpu, rss
+            )
     firsts = [run.outputs[0] for run in results]
     if any(not _same_value(firsts[0], other) for other in firsts[1:]):
         distinct = list(dict.fromkeys(firsts))
@@ -86,7 +88,9 @@ def combine_repeats(results: list[ChildResult]) -> InputOutcome:
         )
         return InputOutcome(Verdict.NONDETERMINISTIC, None, detail, distinct, cpu, rss)
     if not literals.is_literal(firsts[0]):
-        return InputOutcome(Verdict.BAD_FORM, None, NOT_A_LITERAL.format(text=shorten(firsts[0])), [], cpu, rss)
+        return InputOutcome(
+            Verdict.BAD_FORM, None, NOT_A_LITERAL.format(text=shorten(firsts[0])), [], cpu, rss
+        )
     return InputOutcome(Verdict.OK, firsts[0], "", [], cpu, rss)
 
 

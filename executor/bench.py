@@ -449,7 +449,9 @@ def flood_section(args: argparse.Namespace) -> dict[str, Any]:
     engine.start()
 
     def single(index: int) -> tuple[float, bool]:
-        task = ValidateTask(f"s{index}", f"def f(a):\n    return sorted(a)[::-1]  # {tag} {index}", ["[3, 1, 2]"])
+        task = ValidateTask(
+            f"s{index}", f"def f(a):\n    return sorted(a)[::-1]  # {tag} {index}", ["[3, 1, 2]"]
+        )
         t0 = time.perf_counter()
         result = engine.validate([task], repeats=2, client="single")[0]
         return (time.perf_counter() - t0) * 1000, result.valid and result.outputs == ["[3, 2, 1]"]
@@ -463,7 +465,9 @@ def flood_section(args: argparse.Namespace) -> dict[str, Any]:
         flood_results: list[Any] = []
 
         def flood() -> None:
-            flood_results.extend(engine.validate(spinners, repeats=2, timeout_s=spin_timeout_s, client="flood"))
+            flood_results.extend(
+                engine.validate(spinners, repeats=2, timeout_s=spin_timeout_s, client="flood")
+            )
 
         thread = threading.Thread(target=flood, daemon=True)
         flood_started = time.perf_counter()

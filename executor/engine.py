@@ -150,7 +150,9 @@ class _ValidationRuns:
         later: list[Future[ChildResult]] = [Future() for _ in lanes[1:]]
 
         def after_first(done: Future[ChildResult]) -> None:
-            result = ChildResult.error("the first run failed") if done.exception() is not None else done.result()
+            result = (
+                ChildResult.error("the first run failed") if done.exception() is not None else done.result()
+            )
             ran_on = result.lane if result.lane >= 0 else lanes[0]
             passed = result.status in ("ok", SANDBOX_ERROR)
             # The later repeats: the least loaded lanes other than the one the first ran on.
@@ -252,7 +254,9 @@ class Engine:
         self._check_program = functools.lru_cache(maxsize=4096)(
             lambda program: static_checks.check_program(program, policy, sizes)
         )
-        self._literal_limits = literals.LiteralLimits(max_chars=max(sizes.max_answer_chars, sizes.max_input_chars))
+        self._literal_limits = literals.LiteralLimits(
+            max_chars=max(sizes.max_answer_chars, sizes.max_input_chars)
+        )
         self._lane_counter = itertools.count()
         self._lane_lock = threading.Lock()
         self._fingerprint = {
@@ -545,7 +549,9 @@ class Engine:
             try:
                 literals.parse_arguments(answer.answer, self._literal_limits)
             except literals.LiteralError as exc:
-                return reject(Finding(Verdict.INVALID_INPUT, f"the answer is not a literal argument list: {exc}"))
+                return reject(
+                    Finding(Verdict.INVALID_INPUT, f"the answer is not a literal argument list: {exc}")
+                )
             gold = self._literal(answer.output, "gold output")
             if isinstance(gold, Finding):
                 return reject(gold)

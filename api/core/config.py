@@ -43,7 +43,9 @@ class Settings(BaseSettings):
     sandbox_zygotes_per_lane: int = Field(1, ge=1, le=64)
     sandbox_uid_base: int | None = 61000
     sandbox_fast_slots: int = Field(2, ge=1, le=64, description="Children per zygote at full priority.")
-    sandbox_max_live: int = Field(24, ge=1, le=1024, description="Live children per zygote, demoted included.")
+    sandbox_max_live: int = Field(
+        24, ge=1, le=1024, description="Live children per zygote, demoted included."
+    )
     sandbox_demote_after_ms: float = Field(
         50.0, gt=0, description="A child running longer drops to the lowest priority and frees its fast slot."
     )

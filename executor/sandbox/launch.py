@@ -62,7 +62,9 @@ class _Loader:
         from _frozen_importlib import ModuleSpec
 
         if fullname == PACKAGE:
-            spec = ModuleSpec(fullname, self, origin=os.path.join(self.directory, "__init__.py"), is_package=True)
+            spec = ModuleSpec(
+                fullname, self, origin=os.path.join(self.directory, "__init__.py"), is_package=True
+            )
             spec.submodule_search_locations = [self.directory]
             return spec
         prefix = PACKAGE + "."

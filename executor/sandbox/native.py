@@ -104,7 +104,18 @@ def spawn_helper(python: str) -> str | None:
             target.parent.chmod(0o700)  # service state: not for the sandbox uids
         except OSError:
             pass
-        return str(target)
+        built = target.stat()
+        if built.st_uid != os.getuid() or built.st_mode & 0o022:
+            # Someone else could have planted it (a shared AZR_CACHE_DIR): build anew.
+            log.warning(
+                "the cached C loop %s is not ours alone (owner %d, mode %o): rebuilding",
+                target,
+                built.st_uid,
+                built.st_mode & 0o777,
+            )
+            target.unlink()
+        else:
+            return str(target)
     try:
         target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         target.parent.chmod(0o700)  # service state: not for the sandbox uids
@@ -120,7 +131,10 @@ def spawn_helper(python: str) -> str | None:
         os.replace(temporary, target)
     except (OSError, subprocess.SubprocessError) as exc:
         detail = getattr(exc, "stderr", "") or str(exc)
-        log.error("the C loop (runtime/spawn.c) did not build, the sandbox will refuse to start: %s", detail.strip()[:500])
+        log.error(
+            "the C loop (runtime/spawn.c) did not build, the sandbox will refuse to start: %s",
+            detail.strip()[:500],
+        )
         Path(temporary).unlink(missing_ok=True)
         return None
     log.info("spawn helper built for %s: %s", python, target)

@@ -234,7 +234,9 @@ def test_a_child_cannot_find_a_concurrent_jobs_input(kernel_only: SandboxPool) -
     split = len(CANARY) // 2
     needle = f"{CANARY[:split]!r} + {CANARY[split:]!r}"
     searches = [
-        kernel_only.submit(SandboxJob(program=SEARCH, input=needle, calls=1, timeout_s=5, cpu_s=6), 0, "thief")
+        kernel_only.submit(
+            SandboxJob(program=SEARCH, input=needle, calls=1, timeout_s=5, cpu_s=6), 0, "thief"
+        )
         for _ in range(4)
     ]
     results = [future.result(timeout=60) for future in searches]
@@ -325,7 +327,9 @@ def test_service_files_are_unreadable_to_sandbox_uids() -> None:
         "import statistics\ndef f():\n    return statistics.mean([1, 2, 3])\n",
     ],
 )
-def test_forbidden_modules_reached_through_others_are_refused_at_run_time(engine: Engine, program: str) -> None:
+def test_forbidden_modules_reached_through_others_are_refused_at_run_time(
+    engine: Engine, program: str
+) -> None:
     result = engine.pool.submit(SandboxJob(program=program, input=""), 0, "nd").result(timeout=60)
     if "mean" in program:
         assert result.status == "ok" and result.outputs[0] == "2", result
@@ -340,11 +344,14 @@ def test_forbidden_modules_reached_through_others_are_refused_at_run_time(engine
 def test_a_flood_of_spinners_does_not_hold_up_another_client(engine: Engine) -> None:
     tag = uuid.uuid4().hex[:8]
     spinners = [
-        ValidateTask(f"s{i}", f"def f(a):\n    while True:\n        a += 1  # {tag} {i}", ["1"]) for i in range(16)
+        ValidateTask(f"s{i}", f"def f(a):\n    while True:\n        a += 1  # {tag} {i}", ["1"])
+        for i in range(16)
     ]
     done: list[Verdict] = []
     flood = threading.Thread(
-        target=lambda: done.extend(r.verdict for r in engine.validate(spinners, timeout_s=3.0, client="flood"))
+        target=lambda: done.extend(
+            r.verdict for r in engine.validate(spinners, timeout_s=3.0, client="flood")
+        )
     )
     flood.start()
     time.sleep(0.4)

@@ -27,6 +27,10 @@ import sys
 
 from . import RUNTIME_VERSION, wire
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: the zygote imports as little as it can
+    from typing import Any
+
 # Modules imported once here so that children get them for the price of a fork: what AZR
 # and CRUXEval programs import most. Each one makes the zygote bigger, and so every fork.
 PRELOADED_MODULES = (
@@ -48,7 +52,7 @@ PRELOADED_MODULES = (
 # C halves of pure modules (decimal, contextvars, json, ...); never ctypes, mmap & co.
 NATIVE_MODULES = ("_contextvars", "_decimal", "_json", "_typing", "_queue")
 LAYERS = ("c_runner", "landlock", "seccomp", "uid")
-_DIAGNOSTICS = []  # the zygote's own stderr, as a private descriptor
+_DIAGNOSTICS: list[int] = []  # the zygote's own stderr, as a private descriptor
 DEMOTED_NICE = 15
 ZYGOTE_NICE = 5
 
@@ -56,24 +60,24 @@ ZYGOTE_NICE = 5
 class _ExtensionSpec:
     """The two attributes ``_imp.create_dynamic`` reads: no importlib machinery needed."""
 
-    def __init__(self, name, origin):
+    def __init__(self, name: str, origin: str) -> None:
         self.name = name
         self.origin = origin
 
 
-def load_spawn(path):
+def load_spawn(path: "str | None") -> "Any":
     """The compiled ``_azr_spawn`` module at ``path``, or None."""
     if not path or not os.path.isfile(path):
         return None
     import _imp
 
     try:
-        return _imp.create_dynamic(_ExtensionSpec("_azr_spawn", path))
+        return _imp.create_dynamic(_ExtensionSpec("_azr_spawn", path))  # type: ignore[arg-type]
     except (ImportError, OSError):
         return None
 
 
-def stdlib_paths():
+def stdlib_paths() -> "list[str]":
     """The directories a child may read: the interpreter's standard library (with
     lib-dynload inside it), and nothing else."""
     from . import landlock
@@ -81,34 +85,37 @@ def stdlib_paths():
     return landlock.stdlib_paths()
 
 
-def _private_sys_path(readable):
+def _private_sys_path(readable: "list[str]") -> None:
     """Only readable directories stay on sys.path (the import system stats every entry on
     each import, and the launcher's own directory is no child's business)."""
     sys.path[:] = [
         entry
         for entry in sys.path
-        if entry and any(os.path.realpath(entry) == d or os.path.realpath(entry).startswith(d + os.sep) for d in readable)
+        if entry
+        and any(
+            os.path.realpath(entry) == d or os.path.realpath(entry).startswith(d + os.sep) for d in readable
+        )
     ]
 
 
 class Setup:
     """What start-up did: the layers that hold, those missing, and the child's settings."""
 
-    def __init__(self, hello):
+    def __init__(self, hello: "dict[str, Any]") -> None:
         self.hello = hello
-        self.layers = {}
-        self.missing = []
-        self.spawn = None
-        self.writer = None
-        self.child_filter = None
-        self.drop_to = None
+        self.layers: dict[str, str] = {}
+        self.missing: list[str] = []
+        self.spawn: Any = None
+        self.writer: Any = None
+        self.child_filter: bytes | None = None
+        self.drop_to: tuple[int, int] | None = None
 
-    def miss(self, layer, reason):
+    def miss(self, layer: str, reason: str) -> None:
         self.layers[layer] = "missing: " + reason
         self.missing.append(layer)
 
 
-def _private_streams():
+def _private_streams() -> "tuple[int, int]":
     """The host's stdin/stdout (and stderr, for the zygote's own diagnostics) move to
     private descriptors, which no child keeps; 0, 1, 2 become /dev/null."""
     reader_fd, writer_fd = os.dup(0), os.dup(1)
@@ -120,7 +127,7 @@ def _private_streams():
     return reader_fd, writer_fd
 
 
-def _process_settings():
+def _process_settings() -> None:
     if os.getuid() == 0:
         try:
             os.setgroups([])
@@ -143,7 +150,7 @@ def _process_settings():
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _python_layers(setup):
+def _python_layers(setup: Setup) -> None:
     from . import audit, guards
 
     hello = setup.hello
@@ -161,7 +168,7 @@ def _python_layers(setup):
         setup.layers["python"] = "off (test only)"
 
 
-def _landlock(setup):
+def _landlock(setup: Setup) -> None:
     from . import landlock
 
     spawn = setup.spawn
@@ -178,7 +185,7 @@ def _landlock(setup):
     setup.layers["landlock"] = f"ABI {abi}: read-only {', '.join(p for p, _ in plan.rules)}"
 
 
-def _seccomp(setup):
+def _seccomp(setup: Setup) -> None:
     from . import seccomp
 
     if os.uname().machine != "x86_64":
@@ -193,7 +200,7 @@ def _seccomp(setup):
     setup.layers["seccomp"] = f"zygote denylist + child allowlist of {len(seccomp.CHILD_ALLOWED)} calls"
 
 
-def _uid(setup):
+def _uid(setup: Setup) -> None:
     uid = setup.hello.get("sandbox_uid")
     if uid is None:
         setup.miss("uid", "no sandbox uid configured")
@@ -205,7 +212,7 @@ def _uid(setup):
         setup.layers["uid"] = f"children run as uid {setup.drop_to[1]}, gid {setup.drop_to[0]}"
 
 
-def prepare(hello):
+def prepare(hello: "dict[str, Any]") -> Setup:
     """Apply every layer; the Setup says what holds."""
     setup = Setup(hello)
     setup.spawn = load_spawn(hello.get("spawn_helper"))
@@ -230,7 +237,7 @@ def prepare(hello):
     return setup
 
 
-def info(setup):
+def info(setup: Setup) -> "dict[str, Any]":
     hello = setup.hello
     return {
         "runtime_version": RUNTIME_VERSION,
@@ -247,7 +254,7 @@ def info(setup):
     }
 
 
-def serve_stream(reader_fd, writer_fd):
+def serve_stream(reader_fd: int, writer_fd: int) -> None:
     """One host connection: hello, ready, then jobs until the host closes its end."""
     with os.fdopen(reader_fd, "rb", buffering=0, closefd=False) as reader:
         body = wire.read_frame(reader)
@@ -283,7 +290,7 @@ def serve_stream(reader_fd, writer_fd):
     setup.spawn.serve(reader_fd, writer_fd, settings, setup.writer)
 
 
-def main(argv):
+def main(argv: "list[str]") -> int:
     try:
         if len(argv) >= 2 and argv[0] == "--socket":
             return serve_socket(argv[1])
@@ -299,7 +306,7 @@ def main(argv):
         return 70
 
 
-def serve_socket(path):
+def serve_socket(path: str) -> int:
     """Container mode: one host connection at a time on a unix socket. Only the first
     connection's hello confines this process (layers cannot be applied twice), so the
     zygote exits after one connection and its container is restarted for the next."""

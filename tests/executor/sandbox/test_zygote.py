@@ -30,7 +30,7 @@ def _payload(status: int, outputs: list[bytes], detail: bytes) -> bytes:
 
 
 def test_child_payload_round_trips_any_text() -> None:
-    payload = _payload(0, ["'a\\udcff'".encode(), "[1, 2]".encode()], "".encode())
+    payload = _payload(0, [b"'a\\udcff'", b"[1, 2]"], b"")
     assert decode_child_payload(payload) == ("ok", ("'a\\udcff'", "[1, 2]"), "")
     # Bytes that are not UTF-8 still decode, escaped: the judge never sees a surrogate.
     status, outputs, _ = decode_child_payload(_payload(0, [b"\xff\xfe"], b""))
@@ -59,7 +59,9 @@ def test_records_carry_figures_and_a_corrupt_report_is_a_runtime_error() -> None
     bad = decode_record(wire.RECORD.pack(8, wire.KIND_RESULT, 0, 1.0, 1.0, 0) + b"junk")
     assert bad.result is not None and bad.result.status == "runtime_error"
     timeout = decode_record(wire.RECORD.pack(9, wire.KIND_TIMEOUT, 9, 5000.0, 1.0, 0), {9: 5.0})
-    assert timeout.result is not None and timeout.result.status == "timeout" and "5 s" in timeout.result.detail
+    assert (
+        timeout.result is not None and timeout.result.status == "timeout" and "5 s" in timeout.result.detail
+    )
     demoted = decode_record(wire.RECORD.pack(10, wire.KIND_DEMOTED, 0, 0, 0, 0))
     assert demoted.kind == wire.KIND_DEMOTED and demoted.result is None
     with pytest.raises(ValueError):
