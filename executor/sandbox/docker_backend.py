@@ -35,6 +35,7 @@ interpreter exit).
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import hashlib
 import logging
 import os
@@ -593,7 +594,9 @@ class DockerSandboxPool(SandboxPool):
         return self.docker_factory.config.owner
 
     def sibling(self, config: PoolConfig) -> SandboxPool:
-        return DockerSandboxPool(config, self.docker_factory.config)
+        """Containers of their own: closing the sibling removes only what it started."""
+        own = dataclasses.replace(self.docker_factory.config, owner=f"{self.owner}-probe"[:60])
+        return DockerSandboxPool(config, own)
 
     def start(self) -> None:
         if self._state == "running":
