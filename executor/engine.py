@@ -454,6 +454,7 @@ class Engine:
             else:
                 key = cache_key(
                     "verify",
+                    answer.task_type,
                     [(job.program, job.input) for job in plan.jobs],
                     [text for _, text in plan.golds],
                     limits.model_dump(),
