@@ -38,8 +38,12 @@ def induction(engine: Engine, program: str, cases: list[tuple[str, str]]) -> Ver
     return result
 
 
-def sandbox_processes(uid_base: int = SANDBOX_UID_BASE, count: int = 1000) -> list[tuple[int, int, str]]:
-    """(pid, uid, name) of every live process whose real or effective uid is a sandbox uid."""
+def sandbox_processes(
+    uid_base: int = SANDBOX_UID_BASE, count: int = 1000
+) -> list[tuple[int, int, str, str, int, str]]:
+    """(pid, uid, name, state, parent pid, command line) of every process whose real or effective
+    uid is a sandbox uid (state and parent say, when one is found, whether it was still running
+    or a zombie, and whose)."""
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -51,7 +55,22 @@ def sandbox_processes(uid_base: int = SANDBOX_UID_BASE, count: int = 1000) -> li
         fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
         uids = [int(u) for u in fields.get("Uid", "0").split()]
         if any(uid_base <= uid < uid_base + count for uid in uids[:2]):
-            found.append((int(entry), uids[0], fields.get("Name", "").strip()))
+            try:
+                command = (
+                    Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                )
+            except OSError:
+                command = ""
+            found.append(
+                (
+                    int(entry),
+                    uids[0],
+                    fields.get("Name", "").strip(),
+                    fields.get("State", "").strip(),
+                    int(fields.get("PPid", "0").strip() or 0),
+                    command[:200],
+                )
+            )
     return found
 
 

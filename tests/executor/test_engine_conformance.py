@@ -1,11 +1,17 @@
 """Conformance: CRUXEval (all 800) and every AZR seed triplet, read from the configured data path.
 
 CRUXEval: every problem validates `ok`, its gold output is reproduced value-equal, and its
-gold input/output check as correct abduction and deduction answers.
+gold output checks as a correct deduction answer. Its gold input checks as a correct abduction
+answer, except where that input is not a literal argument list (``''.join(['A'] * 20)``,
+``range(100, 120)``, ...): under the contract's amendment of 2026-12-04 an abduction answer is
+literals only, so those are ``invalid_input``. The test derives that set itself with
+``executor.literals.parse_arguments``, asserts it stays small, and writes it to
+artifacts/cruxeval_non_literal_inputs.json.
 
 AZR seeds: every triplet gets a verdict; each row whose verdict or output differs from the
 released one is written with its reason to artifacts/azr_seed_differences.{json,md}, and
-every reason must be one of the known dataset defects below (never our fault).
+every reason must be one of the known kinds below: dataset defects, or outputs that the
+contract's literal rule makes unjudgeable (never our fault).
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from executor import datasets
+from executor import datasets, literals
 from executor.engine import Engine
 from executor.verdicts import Answer, Case, ValidateResult, ValidateTask, Verdict
 
@@ -28,8 +34,17 @@ KNOWN_KINDS = {
     "module_unavailable": "the program imports a third-party module (numpy, sympy, cv2, ...) not installed in the sandbox",
     "forbidden_by_policy": "the program imports or calls something our stricter default policy forbids (os, open, ...)",
     "multi_line_input": "AZR's executor splits inputs by lines, so a multi-line input failed there; it runs here",
-    "non_literal_repr": "the released output is a repr that is no expression; compared as text it differs",
+    "non_literal_output": "the output's repr is not a literal of builtin types (Counter(...), deque(...), "
+    "dict_keys(...), {Ellipsis}, ...), so no answer could be judged against it: validate says bad_form, "
+    "and the released text as a deduction answer or gold output is invalid_input",
+    "released_expression": "the released output is an expression for the value, not its repr "
+    "(dict(a=1, b=2) where f returns {'a': 1, 'b': 2}): not a literal, so it is invalid_input as a "
+    "deduction answer; evaluated in the sandbox it equals ours",
 }
+
+# CRUXEval problems whose gold input is not a literal argument list are few; more would mean
+# that the literal parser rejects something it should accept.
+MAX_NON_LITERAL_CRUXEVAL_INPUTS = 20
 
 
 def _shorten(text: str | None, limit: int = 160) -> str:
@@ -41,13 +56,44 @@ def _is_truncated(released: str) -> bool:
     return len(released) == 403 and released[200:203] == "..."
 
 
-def _value_equal(engine: Engine, items: list[tuple[str, str, str, str]]) -> list[bool]:
-    """(program, input, released, ours) -> does the released text evaluate == to ours (in the sandbox)?"""
+EQUAL, EXPRESSION = "equal", "expression"
+
+
+def _value_equal(engine: Engine, items: list[tuple[str, str, str, str]]) -> list[str | None]:
+    """(program, input, released, ours) -> how the released text agrees with ours (a literal):
+
+    EQUAL: as a deduction answer it is == to ours (both parsed as literals on the trusted side);
+    EXPRESSION: it is not a literal (and neither empty nor cut), but the value it evaluates to
+    in the sandbox, as a deduction answer, is == to ours; None: neither."""
+    if not items:
+        return []
     answers = [
         Answer(str(i), "deduction", released, program, text, ours)
         for i, (program, text, released, ours) in enumerate(items)
     ]
-    return [r.correct for r in engine.verify(answers)] if answers else []
+    agreement: list[str | None] = [EQUAL if r.correct else None for r in engine.verify(answers)]
+    expressions = [
+        i
+        for i, (_, _, released, _) in enumerate(items)
+        if agreement[i] is None
+        and released.strip()
+        and not _is_truncated(released)
+        and not literals.is_literal(released)
+    ]
+    evaluated = engine.validate(
+        [ValidateTask(str(i), f"def f():\n    return (\n{items[i][2]}\n)\n", [""]) for i in expressions],
+        repeats=1,
+    )
+    values = [
+        (i, result.outputs[0]) for i, result in zip(expressions, evaluated, strict=True) if result.valid
+    ]
+    checked = engine.verify(
+        [Answer(str(i), "deduction", value or "", None, None, items[i][3]) for i, value in values]
+    )
+    for (i, _), result in zip(values, checked, strict=True):
+        if result.correct:
+            agreement[i] = EXPRESSION
+    return agreement
 
 
 def classify(
@@ -56,13 +102,18 @@ def classify(
     outcome_verdict: Verdict,
     output: str | None,
     detail: str,
-    value_equal: bool,
+    agreement: str | None,
 ) -> str | None:
     """None when we agree with the released row, else the kind of difference ("unexplained" if none fits)."""
+    if outcome_verdict is Verdict.BAD_FORM and "not a literal" in detail:
+        # Ours is not a literal, so the released text (the same repr, or a cut of it) cannot be either.
+        return "unexplained" if literals.is_literal(released) else "non_literal_output"
     if outcome_verdict is Verdict.OK:
         assert output is not None
-        if output == released or value_equal:
+        if output == released or agreement == EQUAL:
             return None
+        if agreement == EXPRESSION:
+            return "released_expression"
         if _is_truncated(released):
             return (
                 "truncated"
@@ -94,9 +145,27 @@ def classify(
 # ---------------------------------------------------------------------------- CRUXEval
 
 
-def test_cruxeval_all_800_validate_and_check(engine: Engine, data_root: Path) -> None:
+def _non_literal_inputs(problems: list[datasets.Triplet]) -> dict[str, dict[str, str]]:
+    """The problems whose gold input is not a literal argument list, with the parser's reason."""
+    found: dict[str, dict[str, str]] = {}
+    for problem in problems:
+        try:
+            literals.parse_arguments(problem.input)
+        except literals.LiteralError as exc:
+            found[problem.id] = {"input": problem.input, "reason": str(exc)}
+    return found
+
+
+def test_cruxeval_all_800_validate_and_check(engine: Engine, data_root: Path, artifacts_dir: Path) -> None:
     problems = datasets.cruxeval(data_root)
     assert len(problems) == 800
+    non_literal = _non_literal_inputs(problems)
+    path = artifacts_dir / "cruxeval_non_literal_inputs.json"
+    path.write_text(json.dumps(non_literal, indent=2, ensure_ascii=False))
+    print(f"\n{len(non_literal)} CRUXEval gold inputs are not literal argument lists (written to {path}):")
+    for problem_id, row in non_literal.items():
+        print(f"  {problem_id}: {row['input']}")
+    assert 0 < len(non_literal) <= MAX_NON_LITERAL_CRUXEVAL_INPUTS, sorted(non_literal)
     results = engine.validate([ValidateTask(p.id, p.program, [p.input]) for p in problems], repeats=2)
     failing = [
         (p.id, r.verdict.value, r.detail[:200]) for p, r in zip(problems, results, strict=True) if not r.valid
@@ -130,8 +199,21 @@ def test_cruxeval_all_800_validate_and_check(engine: Engine, data_root: Path) ->
             )
         )
     checked = engine.verify(answers)
-    wrong = [(r.id, r.verdict.value, r.detail[:200]) for r in checked if not r.correct]
+    assert len(checked) == 3 * len(problems)
+    refused = {
+        r.id.removesuffix("/abduction"): r for r in checked if r.id.endswith("/abduction") and not r.correct
+    }
+    wrong = [
+        (r.id, r.verdict.value, r.detail[:200])
+        for r in checked
+        if not r.correct and r.id.removesuffix("/abduction") not in non_literal
+    ]
     assert wrong == [], f"{len(wrong)} CRUXEval checks failed: {wrong[:10]}"
+    # Exactly the non-literal gold inputs are refused as abduction answers, for that reason.
+    assert sorted(refused) == sorted(non_literal)
+    for problem_id, result in refused.items():
+        assert result.verdict is Verdict.INVALID_INPUT, (problem_id, result)
+        assert "not a literal argument list" in result.detail, (problem_id, result.detail)
 
 
 # ---------------------------------------------------------------------------- AZR seeds
@@ -149,6 +231,7 @@ def _seed_rows(engine: Engine, root: Path) -> tuple[list[dict], int]:
     ]
     equal = dict(zip([(p, i) for p, i, _, _ in ok_pairs], _value_equal(engine, ok_pairs), strict=True))
     rows = []
+    non_literal: list[tuple[int, str]] = []
     for seed, result in zip(seeds, results, strict=True):
         output = result.outputs[0]
         kind = classify(
@@ -157,9 +240,11 @@ def _seed_rows(engine: Engine, root: Path) -> tuple[list[dict], int]:
             result.verdict,
             output,
             result.detail,
-            equal.get((seed.program, seed.input), False),
+            equal.get((seed.program, seed.input)),
         )
         if kind is not None:
+            if kind == "non_literal_output":
+                non_literal.append((len(rows), seed.output))
             rows.append(
                 {
                     "id": seed.id,
@@ -171,7 +256,27 @@ def _seed_rows(engine: Engine, root: Path) -> tuple[list[dict], int]:
                     "input": _shorten(seed.input, 80),
                 }
             )
+    _check_non_literal_deductions(engine, rows, non_literal)
     return rows, len(seeds)
+
+
+def _check_non_literal_deductions(engine: Engine, rows: list[dict], items: list[tuple[int, str]]) -> None:
+    """A released output that is not a literal can be neither a deduction answer nor a gold output:
+    both ways it is invalid_input. A row where it is anything else is unexplained."""
+    answers = [
+        Answer(f"{index}/{way}", "deduction", released, None, None, gold)
+        for index, released in items
+        for way, gold in (("as answer", "None"), ("as gold", released))
+    ]
+    verdicts = {r.id: r for r in engine.verify(answers)} if answers else {}
+    for index, _ in items:
+        for way, what in (("as answer", "the answer"), ("as gold", "the gold output")):
+            result = verdicts[f"{index}/{way}"]
+            if result.verdict is not Verdict.INVALID_INPUT or f"{what} is not a literal" not in result.detail:
+                rows[index]["kind"] = "unexplained"
+                rows[index]["detail"] += (
+                    f" | released text {way}: {result.verdict.value}: {result.detail[:200]}"
+                )
 
 
 def _induction_rows(engine: Engine, root: Path) -> tuple[list[dict], int]:
@@ -216,16 +321,7 @@ def _induction_rows(engine: Engine, root: Path) -> tuple[list[dict], int]:
                 case_verdict = validation.input_verdicts[index]
                 ours = validation.outputs[index]
                 detail = validation.input_details[index] if validation.input_details else validation.detail
-            kind = classify(released, text, case_verdict, ours, detail, equal.get((seed.id, index), False))
-            if (
-                kind == "unexplained"
-                and case_verdict is Verdict.OK
-                and ours is not None
-                and released
-                and verdict.verdict is Verdict.WRONG
-                and "compared as text" in verdict.detail
-            ):
-                kind = "non_literal_repr"
+            kind = classify(released, text, case_verdict, ours, detail, equal.get((seed.id, index)))
             if kind is not None:
                 kinds.append(f"case {index}: {kind}")
         if not kinds:

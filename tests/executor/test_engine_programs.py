@@ -1,4 +1,7 @@
-"""Ordinary programs that use the standard library keep working under the audit hook."""
+"""Ordinary programs that use the standard library keep working under the audit hook and the
+module guards. Each returns a literal of builtin types built from the module's objects (a
+repr such as ``P(x=1)`` or ``Decimal('0.25')`` is not a literal, so validate would call it
+bad_form): the output shows that the module really worked inside the sandbox."""
 
 from __future__ import annotations
 
@@ -9,14 +12,16 @@ from executor.verdicts import ValidateTask, Verdict
 
 PROGRAMS = {
     "namedtuple": (
-        "from collections import namedtuple\nP = namedtuple('P', 'x y')\ndef f(a):\n    return P(a, 2)",
+        "from collections import namedtuple\nP = namedtuple('P', 'x y')\n"
+        "def f(a):\n    p = P(a, 2)\n    return (tuple(p), p.y, p._asdict(), type(p).__name__)",
         "1",
-        "P(x=1, y=2)",
+        "((1, 2), 2, {'x': 1, 'y': 2}, 'P')",
     ),
     "typing-namedtuple": (
-        "from typing import NamedTuple\nclass P(NamedTuple):\n    x: int\ndef f(a):\n    return P(a)",
+        "from typing import NamedTuple\nclass P(NamedTuple):\n    x: int\n    y: str = 'b'\n"
+        "def f(a):\n    p = P(a)\n    return (tuple(p), p.x, P._fields)",
         "1",
-        "P(x=1)",
+        "((1, 'b'), 1, ('x', 'y'))",
     ),
     "enum-functional": (
         "from enum import Enum\nColor = Enum('Color', 'RED GREEN')\ndef f(a):\n    return Color.RED.value + a",
@@ -24,18 +29,28 @@ PROGRAMS = {
         "2",
     ),
     "dataclass": (
-        "from dataclasses import dataclass\n@dataclass\nclass P:\n    x: int\ndef f(a):\n    return P(a)",
+        "import dataclasses\nfrom dataclasses import dataclass\n@dataclass\nclass P:\n    x: int\n    y: int = 2\n"
+        "def f(a):\n    p = P(a)\n    return (dataclasses.astuple(p), dataclasses.asdict(p), p == P(1), repr(p))",
         "1",
-        "P(x=1)",
+        "((1, 2), {'x': 1, 'y': 2}, True, 'P(x=1, y=2)')",
     ),
     "json": ("import json\ndef f(a):\n    return json.dumps(a)", "[1]", "'[1]'"),
     "fractions": (
-        "from fractions import Fraction\ndef f(a):\n    return Fraction(a, 3)",
+        "from fractions import Fraction\ndef f(a):\n    fr = Fraction(a, 3) + Fraction(1, 6)\n"
+        "    return (fr.numerator, fr.denominator, str(fr))",
         "1",
-        "Fraction(1, 3)",
+        "(1, 2, '1/2')",
     ),
-    "decimal": ("from decimal import Decimal\ndef f(a):\n    return Decimal(a) / 4", "1", "Decimal('0.25')"),
-    "statistics": ("import statistics\ndef f(a):\n    return statistics.median(a)", "[1, 2, 3]", "2"),
+    "decimal": (
+        "from decimal import Decimal\ndef f(a):\n    return str(Decimal(a) / 4 + Decimal('0.1'))",
+        "1",
+        "'0.35'",
+    ),
+    "statistics": (
+        "import statistics\ndef f(a):\n    return (statistics.median(a), float(statistics.mean(a)), statistics.mode(a))",
+        "[1, 2, 2, 7]",
+        "(2.0, 3.0, 2)",
+    ),
     "lru-cache": (
         "from functools import lru_cache\n@lru_cache(None)\ndef g(n):\n    return n if n < 2 else g(n - 1) + g(n - 2)\ndef f(a):\n    return g(a)",
         "20",
