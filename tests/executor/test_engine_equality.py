@@ -241,11 +241,6 @@ def test_deduction_answer_that_would_raise_is_invalid_input(engine: Engine, answ
     assert says in result.detail and "Error" not in result.detail, result.detail
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: verify's cache key leaves out the task type, so an induction answer with one "
-    "case gets a cached abduction verdict's detail (without its 'case 0:' prefix), and vice versa",
-)
 def test_abduction_and_induction_of_the_same_run_keep_their_own_detail(engine: Engine) -> None:
     program = "def f(a):\n    return a * 2  # cache-key probe"
     first = abduction(engine, program, "3", "7")

@@ -50,7 +50,20 @@ PRELOADED_MODULES = (
 # Native extension modules loaded here so that children can use them: a child cannot map
 # new executable memory (seccomp), so it can load no shared object of its own. Only the
 # C halves of pure modules (decimal, contextvars, json, ...); never ctypes, mmap & co.
-NATIVE_MODULES = ("_contextvars", "_decimal", "_json", "_typing", "_queue")
+NATIVE_MODULES = (
+    "_contextvars",
+    "_decimal",
+    "_json",
+    "_typing",
+    "_queue",
+    "_multibytecodec",
+    "_codecs_cn",
+    "_codecs_hk",
+    "_codecs_iso2022",
+    "_codecs_jp",
+    "_codecs_kr",
+    "_codecs_tw",
+)
 LAYERS = ("c_runner", "landlock", "seccomp", "uid")
 _DIAGNOSTICS: list[int] = []  # the zygote's own stderr, as a private descriptor
 DEMOTED_NICE = 15
