@@ -35,16 +35,32 @@ def shorten(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[:limit] + f"... ({len(text)} chars)"
 
 
-def _same_value(first: str, second: str) -> bool:
-    """Do two repr texts show the same value (a set printed in another order is the same)?"""
-    return first == second or literals.canonical_text(first) == literals.canonical_text(second)
+class _Canon:
+    """Canonical forms of repr texts, each text parsed once however often it is compared."""
+
+    def __init__(self) -> None:
+        self._forms: dict[str, str] = {}
+
+    def __call__(self, text: str) -> str:
+        form = self._forms.get(text)
+        if form is None:
+            form = self._forms[text] = literals.canonical_text(text)
+        return form
+
+    def same(self, first: str, second: str) -> bool:
+        """Do two repr texts show the same value (a set printed in another order is the same)?"""
+        return first == second or self(first) == self(second)
+
+    def is_literal(self, text: str) -> bool:
+        return not self(text).startswith(literals.RAW_PREFIX)
 
 
-def _within_run(run: ChildResult) -> str | None:
+def _within_run(run: ChildResult, canon: _Canon | None = None) -> str | None:
     """A detail if the calls of f in one process returned different values (hidden state)."""
+    canon = canon or _Canon()
     outputs = run.outputs
     for later in outputs[1:]:
-        if not _same_value(outputs[0], later):
+        if not canon.same(outputs[0], later):
             return (
                 "f returned different values for the same input within one process (hidden state "
                 f"such as a mutable default or a global): {shorten(outputs[0])} then {shorten(later)}"
@@ -67,19 +83,20 @@ def combine_repeats(results: list[ChildResult]) -> InputOutcome:
     if not results:
         return InputOutcome(Verdict.SANDBOX_ERROR, detail="no run was made")
     cpu, rss = _figures(results)
+    canon = _Canon()
     for run in results:
         verdict = _verdict(run.status)
         if verdict is not Verdict.OK:
             return InputOutcome(verdict, None, run.detail, [], cpu, rss)
         if not run.outputs:
             return InputOutcome(Verdict.SANDBOX_ERROR, None, "a run reported no output", [], cpu, rss)
-        inside = _within_run(run)
+        inside = _within_run(run, canon)
         if inside is not None:
             return InputOutcome(
                 Verdict.NONDETERMINISTIC, None, inside, list(dict.fromkeys(run.outputs)), cpu, rss
             )
     firsts = [run.outputs[0] for run in results]
-    if any(not _same_value(firsts[0], other) for other in firsts[1:]):
+    if any(not canon.same(firsts[0], other) for other in firsts[1:]):
         distinct = list(dict.fromkeys(firsts))
         shown = " vs ".join(shorten(o) for o in distinct[:3])
         detail = (
@@ -87,7 +104,7 @@ def combine_repeats(results: list[ChildResult]) -> InputOutcome:
             f"and address layouts: {shown}"
         )
         return InputOutcome(Verdict.NONDETERMINISTIC, None, detail, distinct, cpu, rss)
-    if not literals.is_literal(firsts[0]):
+    if not canon.is_literal(firsts[0]):
         return InputOutcome(
             Verdict.BAD_FORM, None, NOT_A_LITERAL.format(text=shorten(firsts[0])), [], cpu, rss
         )

@@ -55,6 +55,8 @@ FIRST_VALIDATION_SLICE = 8
 # every repeat at once, for the lowest latency.
 STAGE_REPEATS_ABOVE = 2
 _SKIPPED = "skipped"  # the status of a repeat that was not needed
+# validate_async judges on the event loop only outputs this small in all (parsing is linear).
+JUDGE_ON_LOOP_CHARS = 16_384
 _CLIENTS = itertools.count()
 
 
@@ -209,8 +211,14 @@ class EngineSettings(BaseModel):
     sizes: SizeLimits = Field(default_factory=SizeLimits)
     policy: Policy = Field(default_factory=Policy)
     backend: Literal["local", "docker"] = "local"
-    lanes: int = Field(4, ge=1, le=64, description="Distinct hash-seed lanes (the most repeats).")
-    zygotes_per_lane: int = Field(1, ge=1, le=64)
+    lanes: int = Field(
+        2,
+        ge=1,
+        le=64,
+        description="Distinct hash-seed lanes (the most repeats). With as many lanes as repeats, a valid "
+        "output holds under every hash seed the service uses, so every later run reproduces it.",
+    )
+    zygotes_per_lane: int = Field(2, ge=1, le=64)
     fast_slots: int = Field(
         2, ge=1, le=64, description="Children per zygote that may run at full priority at once."
     )
@@ -347,8 +355,12 @@ class Engine:
         runs = validation.runs
         if runs.futures:
             await asyncio.wait([asyncio.wrap_future(future) for future in runs.futures])
-        if any(f.result().status == SANDBOX_ERROR for f in runs.futures):
-            await asyncio.to_thread(runs.finish)  # its retries wait on the sandboxes
+        results = [f.result() for f in runs.futures]
+        retries = any(r.status == SANDBOX_ERROR for r in results)
+        big = sum(len(text) for r in results for text in r.outputs) > JUDGE_ON_LOOP_CHARS
+        if retries or big:
+            # Retries wait on the sandboxes; big outputs take a while to parse and compare.
+            await asyncio.to_thread(runs.finish)
         else:
             runs.finish()
         return self._validation_results(validation)

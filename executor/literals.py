@@ -101,6 +101,10 @@ __all__ = [
 ]
 
 
+# What canonical_text puts before a text that is not a literal (compared as exact text).
+RAW_PREFIX = "\x00raw:"
+
+
 class LiteralError(ValueError):
     """The text is not an accepted literal; the message says what is wrong and where."""
 
@@ -886,4 +890,4 @@ def canonical_text(text: str) -> str:
     try:
         return canonical(parse_value(text))
     except LiteralError:
-        return "\x00raw:" + text
+        return RAW_PREFIX + text

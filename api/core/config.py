@@ -31,7 +31,12 @@ class Settings(BaseSettings):
     max_answer_chars: int = Field(20_000, ge=1)
     max_inputs_per_task: int = Field(64, ge=1)
     max_cases_per_answer: int = Field(64, ge=1)
-    max_repeats: int = Field(4, ge=1, le=16)
+    max_repeats: int = Field(
+        2,
+        ge=1,
+        le=16,
+        description="Most determinism repeats; the pool gets at least this many hash-seed lanes.",
+    )
     default_timeout_s: float = Field(5.0, gt=0)
     max_timeout_s: float = Field(30.0, gt=0)
     memory_mb: int = Field(512, ge=64)
@@ -39,8 +44,8 @@ class Settings(BaseSettings):
     request_deadline_s: float = Field(300.0, gt=0, description="Longest a synchronous request waits.")
 
     # Sandbox pool (embedded mode and workers)
-    sandbox_lanes: int = Field(4, ge=1, le=64)
-    sandbox_zygotes_per_lane: int = Field(1, ge=1, le=64)
+    sandbox_lanes: int = Field(2, ge=1, le=64, description="Distinct hash seeds (see EngineSettings.lanes).")
+    sandbox_zygotes_per_lane: int = Field(2, ge=1, le=64)
     sandbox_uid_base: int | None = 61000
     sandbox_fast_slots: int = Field(2, ge=1, le=64, description="Children per zygote at full priority.")
     sandbox_max_live: int = Field(

@@ -97,7 +97,9 @@ async def verify(
     key_id: Annotated[str | None, Depends(require_key)],
     wait: bool = WAIT,
 ) -> Any:
-    """Equality is Python `==` evaluated inside the sandbox (the CRUXEval rule)."""
+    """Answers are literals (a deduction answer a literal, an abduction answer a literal argument
+    list); values are compared with Python `==` on both texts parsed as literals, in the service,
+    never inside the sandbox. Deduction runs nothing; hidden induction outputs never enter a sandbox."""
     if isinstance(body, VerifyRequest):
         request = body
     elif not body:

@@ -68,13 +68,21 @@ def _recorded(
     return results
 
 
+def _client(payload: Payload) -> str | None:
+    """Who asked, for the sandbox pool's fair share: the API key's id when keys are configured;
+    else None, and every request is a client of its own."""
+    meta = payload.get("meta") or {}
+    key_id = meta.get("key_id")
+    return f"key:{key_id}" if key_id else None
+
+
 def execute(engine: Engine, payload: Payload) -> list[dict[str, Any]]:
     """Run one payload on an engine; plain dicts out (JSON- and pickle-friendly)."""
     started = time.perf_counter()
     kind = payload["kind"]
     if kind == "validate":
         validated = engine.validate(
-            _validate_tasks(payload), payload.get("repeats", 2), payload.get("timeout_s")
+            _validate_tasks(payload), payload.get("repeats", 2), payload.get("timeout_s"), _client(payload)
         )
         results = [_result_dict(r) for r in validated]
     elif kind == "verify":
@@ -90,7 +98,9 @@ def execute(engine: Engine, payload: Payload) -> list[dict[str, Any]]:
             )
             for a in payload["answers"]
         ]
-        results = [_result_dict(r) for r in engine.verify(answers, payload.get("timeout_s"))]
+        results = [
+            _result_dict(r) for r in engine.verify(answers, payload.get("timeout_s"), _client(payload))
+        ]
     else:
         raise ValueError(f"unknown payload kind {kind!r}")
     return _recorded(kind, payload, results, started)
@@ -100,6 +110,6 @@ async def execute_async(engine: Engine, payload: Payload) -> list[dict[str, Any]
     """`execute` for a small validate payload (`is_small`), on the event loop."""
     started = time.perf_counter()
     validated = await engine.validate_async(
-        _validate_tasks(payload), payload.get("repeats", 2), payload.get("timeout_s")
+        _validate_tasks(payload), payload.get("repeats", 2), payload.get("timeout_s"), _client(payload)
     )
     return _recorded("validate", payload, [_result_dict(r) for r in validated], started)

@@ -6,8 +6,6 @@ import time
 
 import httpx
 
-from executor.sandbox import native
-from executor.sandbox.pool import default_sandbox_python
 from tests.api.workload import MIXED_ANSWERS, MIXED_TASKS, check_validate_results, check_verify_results
 from tests.servers import Service
 
@@ -51,8 +49,9 @@ def test_health_ready_metrics_docs(embedded: Service) -> None:
     assert httpx.get(embedded.url + "/healthz").json() == {"status": "ok"}
     ready = httpx.get(embedded.url + "/readyz").json()
     assert ready["status"] == "ready" and ready["mode"] == "embedded"
-    helper = native.spawn_helper(default_sandbox_python())  # what the service built or found too
-    assert ready["fork_loop"] == ("c" if helper else "python")
+    # Every confinement layer holds, and none is downgraded.
+    assert set(ready["layers"]) >= {"c_runner", "landlock", "seccomp", "uid", "python"}, ready
+    assert ready["downgraded"] == [] and "downgraded_by" not in ready
     httpx.post(embedded.url + "/v1/validate", json={"tasks": [MIXED_TASKS[0][0]]}, timeout=30)
     text = httpx.get(embedded.url + "/metrics").text
     for name in (

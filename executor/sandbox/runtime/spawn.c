@@ -329,7 +329,7 @@ run_job(const char *program, size_t program_size, const char *input, size_t inpu
         Py_ssize_t max_output_chars, PyObject *writer, outcome *o)
 {
     PyObject *source = NULL, *code = NULL, *argument_source = NULL, *argument_code = NULL;
-    PyObject *namespace = NULL, *function = NULL;
+    PyObject *namespace = NULL, *function = NULL, *literal_names = NULL;
     PyObject *program_text = PyUnicode_DecodeUTF8(program, (Py_ssize_t)program_size, "surrogatepass");
     PyObject *input_text = PyUnicode_DecodeUTF8(input, (Py_ssize_t)input_size, "surrogatepass");
     o->status = ST_OK;
@@ -358,6 +358,22 @@ run_job(const char *program, size_t program_size, const char *input, size_t inpu
         goto done;
     }
 
+    /* The names a literal may hold (repr writes inf and nan; set() and frozenset({...})) mean
+       the builtin values in an argument list, whatever the program binds to them: the
+       input's own scope, looked up before the program's globals. Made before any program code. */
+    literal_names = PyDict_New();
+    PyObject *inf = PyFloat_FromDouble(Py_HUGE_VAL), *nan = PyFloat_FromDouble(Py_NAN);
+    if (literal_names == NULL || inf == NULL || nan == NULL || PyDict_SetItemString(literal_names, "inf", inf) ||
+        PyDict_SetItemString(literal_names, "nan", nan) ||
+        PyDict_SetItemString(literal_names, "set", (PyObject *)&PySet_Type) ||
+        PyDict_SetItemString(literal_names, "frozenset", (PyObject *)&PyFrozenSet_Type)) {
+        Py_XDECREF(inf);
+        Py_XDECREF(nan);
+        fail_with_exception(o, ST_MEMORY_LIMIT, "while preparing the namespace");
+        goto done;
+    }
+    Py_DECREF(inf);
+    Py_DECREF(nan);
     if (PySys_Audit("azr.sandbox.arm", NULL) < 0) {
         fail_with_exception(o, ST_RUNTIME_ERROR, "while arming the sandbox");
         goto done;
@@ -380,7 +396,7 @@ run_job(const char *program, size_t program_size, const char *input, size_t inpu
     for (int call = 0; call < calls && o->status == ST_OK; call++) {
         if (writer != Py_None && zero != NULL && PyObject_SetAttrString(writer, "written", zero) < 0)
             PyErr_Clear();
-        PyObject *pair = PyEval_EvalCode(argument_code, namespace, namespace);
+        PyObject *pair = PyEval_EvalCode(argument_code, namespace, literal_names);
         if (pair == NULL) {
             fail_with_exception(o, ST_INVALID_INPUT, "while evaluating the input");
             break;
@@ -474,6 +490,7 @@ done:
         PyErr_Clear();
     Py_XDECREF(violations);
     Py_XDECREF(function);
+    Py_XDECREF(literal_names);
     Py_XDECREF(namespace);
     Py_XDECREF(argument_code);
     Py_XDECREF(argument_source);

@@ -141,6 +141,7 @@ def _private_streams() -> "tuple[int, int]":
 
 
 def _process_settings() -> None:
+    os.environ.clear()  # nothing of the host's environment for the children (unsetenv too)
     if os.getuid() == 0:
         try:
             os.setgroups([])

@@ -342,13 +342,6 @@ ENGINE_DEFAULTS = EngineSettings()
         pytest.param(
             {"fast_slots": ENGINE_DEFAULTS.fast_slots, "max_live": ENGINE_DEFAULTS.max_live},
             id="engine-defaults",
-            marks=pytest.mark.xfail(
-                ENGINE_DEFAULTS.lanes * ENGINE_DEFAULTS.max_live <= 64,
-                strict=True,
-                raises=TimeoutError,
-                reason="product bug: with the engine's default credit (4 lanes x 16 live children) 64 "
-                "spinners take every live slot, so another client's single job waits for a spinner's timeout",
-            ),
         ),
     ],
 )
