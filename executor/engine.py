@@ -13,6 +13,7 @@ import asyncio
 import functools
 import itertools
 import logging
+import marshal
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Future
@@ -60,6 +61,16 @@ JUDGE_ON_LOOP_CHARS = 16_384
 _CLIENTS = itertools.count()
 
 
+@functools.lru_cache(maxsize=4096)
+def compiled_program(program: str) -> bytes:
+    """The program compiled here and marshalled, once for all its runs (compiling runs no program
+    code); empty if it does not compile here (the child then compiles it and reports why)."""
+    try:
+        return marshal.dumps(compile(program, "<program>", "exec", dont_inherit=True))
+    except (SyntaxError, ValueError, MemoryError, RecursionError, OverflowError):
+        return b""
+
+
 def sandbox_job(program: str, argument_list: str, limits: Limits) -> SandboxJob:
     """One execution of `f(<argument_list>)`, twice in the same process (hidden state shows)."""
     return SandboxJob(
@@ -69,6 +80,7 @@ def sandbox_job(program: str, argument_list: str, limits: Limits) -> SandboxJob:
         timeout_s=limits.timeout_s,
         cpu_s=limits.cpu_seconds(),
         memory_mb=limits.memory_mb,
+        code=compiled_program(program),
     )
 
 

@@ -34,6 +34,7 @@ in flight on it is re-sent once to the restarted zygote (same lane), and resolve
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import json
 import logging
@@ -231,6 +232,7 @@ class LocalZygoteChannel:
 
 
 ChannelFactory = Callable[[int, int], ZygoteChannel]  # (slot, hash_seed) -> a started channel
+HOST_MAGIC = importlib.util.MAGIC_NUMBER.hex()
 
 
 def local_channel_factory(config: PoolConfig) -> ChannelFactory:
@@ -362,6 +364,7 @@ class SandboxPool:
     def __init__(self, config: PoolConfig | None = None, factory: ChannelFactory | None = None) -> None:
         self.config = config or PoolConfig()
         self.factory_given = factory is not None
+        self._accepts_code = False  # set from the zygotes' ready frames
         self.factory = factory or local_channel_factory(self.config)
         self._lock = threading.Lock()
         self._start_lock = threading.Lock()
@@ -574,7 +577,7 @@ class SandboxPool:
         future: Future[ChildResult] = Future()
         where = -1 if lane is None else lane
         try:
-            frame = bytearray(job.encode(0))
+            frame = bytearray(job.encode(0, with_code=self._accepts_code))
         except (struct.error, ValueError, TypeError, OverflowError) as exc:
             future.set_result(ChildResult.error(f"the job cannot be encoded: {exc}", lane=where))
             return future
@@ -751,6 +754,8 @@ class SandboxPool:
             channel.close()
             error = answer.get("error") if isinstance(answer, dict) else None
             raise ZygoteStartError(str(error or f"unexpected answer {body[:200]!r}"))
+        # Compiled programs only for zygotes that read this interpreter's bytecode.
+        self._accepts_code = answer["ready"].get("magic") == HOST_MAGIC
         watch_busy = getattr(channel, "watch_busy", None)
         if watch_busy is not None:
             watch_busy(lambda: bool(zygote.inflight))

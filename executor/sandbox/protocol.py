@@ -33,14 +33,24 @@ class SandboxJob:
     timeout_s: float = 5.0
     cpu_s: int = 6
     memory_mb: int = 512
+    # The program compiled by the trusted host and marshalled (compiling runs no program code),
+    # so that no child compiles it again; empty: the child compiles the source.
+    code: bytes = field(default=b"", repr=False, compare=False)
 
-    def encode(self, job_id: int) -> bytes:
+    def encode(self, job_id: int, with_code: bool = True) -> bytes:
         program = self.program.encode("utf-8", "surrogatepass")
         argument = self.input.encode("utf-8", "surrogatepass")
+        code = self.code if with_code else b""
         header = wire.JOB.pack(
-            job_id, float(self.timeout_s), int(self.cpu_s), int(self.memory_mb), int(self.calls), len(program)
+            job_id,
+            float(self.timeout_s),
+            int(self.cpu_s),
+            int(self.memory_mb),
+            int(self.calls),
+            len(program),
+            len(code),
         )
-        return header + program + argument
+        return header + program + code + argument
 
 
 @dataclass

@@ -78,7 +78,8 @@
 #define ST_OUTPUT_LIMIT 6
 #define ST_FORBIDDEN 7
 
-#define JOB_HEADER 32 /* >QdIIII */
+#define JOB_HEADER 36 /* >QdIIIII */
+#include <marshal.h>
 #define RECORD_HEADER 37 /* >QBiddQ */
 #define REPORT_DONE 0x41525a31u /* "AZR1" */
 #define MAX_CALLS 8
@@ -325,8 +326,9 @@ repr_floor(PyObject *value)
 /* Run one job in this (confined) child. Program code runs only inside the calls below;
    everything that decides what is reported is this function's C locals. */
 static void
-run_job(const char *program, size_t program_size, const char *input, size_t input_size, int calls,
-        Py_ssize_t max_output_chars, PyObject *writer, outcome *o)
+run_job(const char *program, size_t program_size, const char *compiled, size_t compiled_size,
+        const char *input, size_t input_size, int calls, Py_ssize_t max_output_chars, PyObject *writer,
+        outcome *o)
 {
     PyObject *source = NULL, *code = NULL, *argument_source = NULL, *argument_code = NULL;
     PyObject *namespace = NULL, *function = NULL, *literal_names = NULL;
@@ -337,8 +339,17 @@ run_job(const char *program, size_t program_size, const char *input, size_t inpu
         fail_with_exception(o, ST_SYNTAX_ERROR, "while decoding the request");
         goto done;
     }
-    /* Compiling runs no program code: both happen before the audit hook is armed. */
-    code = Py_CompileStringExFlags(program, "<program>", Py_file_input, NULL, -1);
+    /* Compiling runs no program code: both happen before the audit hook is armed. The host may
+       have compiled the program already (it is trusted, and compiles once for every run). */
+    if (compiled_size > 0) {
+        code = PyMarshal_ReadObjectFromString(compiled, (Py_ssize_t)compiled_size);
+        if (code == NULL || !PyCode_Check(code)) {
+            PyErr_Clear();
+            Py_CLEAR(code);
+        }
+    }
+    if (code == NULL)
+        code = Py_CompileStringExFlags(program, "<program>", Py_file_input, NULL, -1);
     if (code == NULL) {
         fail_with_exception(o, ST_SYNTAX_ERROR, "while compiling the program");
         goto done;
@@ -557,6 +568,7 @@ child_main(const serve_settings *s, char *pages, int slot, const char *job, size
     uint32_t memory_mb = get_u32(job + 20);
     uint32_t calls = get_u32(job + 24);
     uint32_t program_size = get_u32(job + 28);
+    uint32_t compiled_size = get_u32(job + 32);
     (void)timeout_s;
     if (calls < 1)
         calls = 1;
@@ -594,7 +606,7 @@ child_main(const serve_settings *s, char *pages, int slot, const char *job, size
             prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &filter, 0, 0) != 0)
             _exit(71);
     }
-    if (program_size > job_size - JOB_HEADER)
+    if (program_size > job_size - JOB_HEADER || compiled_size > job_size - JOB_HEADER - program_size)
         _exit(72);
     /* The program's bytes must end in NUL for the compiler: copy them (the child's own job). */
     char *program = PyMem_Malloc((size_t)program_size + 1);
@@ -612,8 +624,10 @@ child_main(const serve_settings *s, char *pages, int slot, const char *job, size
         _exit(0);
     }
     outcome o = {0};
-    run_job(program, program_size, job + JOB_HEADER + program_size, job_size - JOB_HEADER - program_size,
-            (int)calls, s->max_output_chars, writer, &o);
+    const char *compiled = job + JOB_HEADER + program_size;
+    const char *input = compiled + compiled_size;
+    run_job(program, program_size, compiled, compiled_size, input,
+            job_size - JOB_HEADER - program_size - compiled_size, (int)calls, s->max_output_chars, writer, &o);
     report r = {page, page_bytes - sizeof(report_page), 0, 0};
     write_report(&r, &o);
     _exit(0);
@@ -692,7 +706,8 @@ start_child(const serve_settings *s, char *pages, slot_state *slots, const char 
             PyObject *writer, int out_fd, int *live, int *fast)
 {
     uint64_t job_id = get_u64(job);
-    if (job_size < JOB_HEADER || get_u32(job + 28) > job_size - JOB_HEADER) {
+    if (job_size < JOB_HEADER || get_u32(job + 28) > job_size - JOB_HEADER ||
+        get_u32(job + 32) > job_size - JOB_HEADER - get_u32(job + 28)) {
         static const char message[] = "malformed job frame";
         return send_record(out_fd, job_id, KIND_NOT_STARTED, 0, 0, 0, 0, message, sizeof message - 1);
     }

@@ -5,7 +5,10 @@ Both directions are length-prefixed frames (``FRAME``: a big-endian u32 body len
 Host -> zygote
   1. ``hello``: a JSON object (see ``executor.sandbox.protocol.ZygoteHello``).
   2. then any number of job frames, each ``JOB`` followed by the program's UTF-8 bytes
-     (``program_len`` of them) and the input's UTF-8 bytes (the rest of the frame).
+     (``program_len`` of them), the program compiled by the host and marshalled (``code_len``
+     bytes, 0 when the host did not compile it: the child then compiles the source), and the
+     input's UTF-8 bytes (the rest of the frame). The host sends code only to a zygote whose
+     bytecode magic (``ready["magic"]``) is its own.
      Nothing else: a job carries a program and an argument list, never an expected
      value, and it does not say what kind of check it serves.
 
@@ -32,8 +35,8 @@ import struct
 FRAME = struct.Struct(">I")
 MAX_FRAME_BYTES = 256 * 1024 * 1024
 
-# job_id, timeout_s, cpu_s, memory_mb, calls, program_len
-JOB = struct.Struct(">QdIIII")
+# job_id, timeout_s, cpu_s, memory_mb, calls, program_len, code_len
+JOB = struct.Struct(">QdIIIII")
 # job_id, kind, wait_status, wall_ms, cpu_ms, maxrss_kb
 RECORD = struct.Struct(">QBiddQ")
 # status, number of outputs

@@ -263,9 +263,17 @@ def info(setup: Setup) -> "dict[str, Any]":
         "layers": setup.layers,
         "missing": setup.missing,
         "downgraded": [layer for layer in setup.missing if layer in hello.get("allow_missing", ())],
+        "magic": _bytecode_magic(),
         "fast_slots": int(hello.get("fast_slots", 1)),
         "max_live": int(hello.get("max_live", 16)),
     }
+
+
+def _bytecode_magic() -> str:
+    """This interpreter's bytecode magic: the host sends compiled programs only when it matches."""
+    import _frozen_importlib_external
+
+    return str(_frozen_importlib_external.MAGIC_NUMBER.hex())
 
 
 def serve_stream(reader_fd: int, writer_fd: int) -> None:

@@ -212,9 +212,11 @@ def main():
             body = bytes(buffer[wire.FRAME.size : wire.FRAME.size + size])
             del buffer[: wire.FRAME.size + size]
             fast = sum(1 for c in children.values() if not c.demoted)
-            job_id, timeout_s, _cpu_s, _memory_mb, calls, program_len = wire.JOB.unpack_from(body, 0)
+            job_id, timeout_s, _cpu_s, _memory_mb, calls, program_len, code_len = wire.JOB.unpack_from(
+                body, 0
+            )
             program = body[wire.JOB.size : wire.JOB.size + program_len].decode("utf-8", "surrogatepass")
-            argument = body[wire.JOB.size + program_len :].decode("utf-8", "surrogatepass")
+            argument = body[wire.JOB.size + program_len + code_len :].decode("utf-8", "surrogatepass")
             log_line(f"{pid} {program}")
             if fast >= fast_slots or len(children) >= max_live:
                 violation(f"job {job_id} sent with {fast} fast / {len(children)} live children")

@@ -218,3 +218,15 @@ def test_big_outputs_do_not_stay_resident_in_the_zygote(engine: Engine) -> None:
         results = [f.result() for f in [engine.pool.submit(big, 0) for _ in range(16)]]
         assert all(r.status == "ok" for r in results)
     assert _anonymous_kb(pid) - before < 1024, (before, _anonymous_kb(pid))
+
+
+def test_host_compiled_code_is_used_and_a_corrupt_one_falls_back_to_the_source(engine: Engine) -> None:
+    from executor.engine import compiled_program
+
+    program = "def f(a):\n    return a + 1"
+    assert engine.pool._accepts_code, "the zygotes read this interpreter's bytecode"
+    compiled = compiled_program(program)
+    assert compiled
+    good = engine.pool.submit(SandboxJob(program, "1", code=compiled), 0).result(timeout=60)
+    corrupt = engine.pool.submit(SandboxJob(program, "1", code=b"\x00garbage"), 0).result(timeout=60)
+    assert good.outputs == ("2", "2") and corrupt.outputs == ("2", "2"), (good, corrupt)
