@@ -78,7 +78,7 @@ def test_make_pool_chooses_the_backend() -> None:
     assert type(local) is SandboxPool
     from executor.sandbox.docker_backend import DockerSandboxPool
 
-    docker = make_pool(EngineSettings(backend="docker", lanes=2), owner="unit-test")
+    docker = make_pool(EngineSettings(backend="docker", lanes=2, zygotes_per_lane=1), owner="unit-test")
     assert isinstance(docker, DockerSandboxPool)
     assert docker.size == 2 and docker.owner == "unit-test"
     docker.close()  # never started: nothing to remove, must not raise
