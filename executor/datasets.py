@@ -8,11 +8,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
+REPOSITORY_DATA_DIR = Path(__file__).resolve().parents[1] / "data"  # shipped: CRUXEval, AZR seeds
+SHARED_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
+DEFAULT_DATA_DIR = REPOSITORY_DATA_DIR if REPOSITORY_DATA_DIR.is_dir() else SHARED_DATA_DIR
 
 
 def data_dir() -> Path:
-    """`AZR_DATA_DIR` if set, else `../shared/data` beside the repository root."""
+    """`AZR_DATA_DIR` if set, else the repository's own `data/` (CRUXEval and the AZR seeds,
+    with their licences), else `../shared/data` beside the repository root."""
     return Path(os.environ.get("AZR_DATA_DIR", str(DEFAULT_DATA_DIR)))
 
 
