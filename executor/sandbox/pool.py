@@ -233,6 +233,11 @@ class LocalZygoteChannel:
 
 ChannelFactory = Callable[[int, int], ZygoteChannel]  # (slot, hash_seed) -> a started channel
 HOST_MAGIC = importlib.util.MAGIC_NUMBER.hex()
+# A zygote's reader sends the next job itself (no hand-over to the writer thread) when the
+# frame is at most this big and the zygote has at most this much possibly unread: far below a
+# pipe's 64 KiB, so that write never blocks.
+INLINE_FRAME_BYTES = 8 * 1024
+INLINE_UNREAD_BYTES = 24 * 1024
 
 
 def local_channel_factory(config: PoolConfig) -> ChannelFactory:
@@ -808,6 +813,7 @@ class SandboxPool:
             return
         result = record.result
         result.lane = zygote.lane
+        following: _Pending | None = None
         with self._lock:
             if zygote.inflight.pop(job_id, None) is not pending:
                 return
@@ -816,8 +822,38 @@ class SandboxPool:
             self.executions += 1
             if self.latencies is not None:
                 self.latencies.append(result.wall_ms)
-            zygote.wakeup.notify()
+            following = self._take_inline(zygote)
+            if following is None or zygote.has_credit(self.config.fast_slots, self.config.max_live):
+                zygote.wakeup.notify()
+            channel, generation = zygote.channel, zygote.generation
+        if following is not None and channel is not None:
+            self._send(zygote, channel, generation, following)
         _resolve(pending, result)
+
+    def _take_inline(self, zygote: _Zygote) -> _Pending | None:
+        """The next job for `zygote`, for its reader to send at once (caller holds the lock), when
+        that cannot block: a small frame, and few bytes the zygote may not have read yet. A reader
+        blocked on a write could otherwise wait for a zygote that waits for that reader."""
+        if zygote.state != _READY or not zygote.has_credit(self.config.fast_slots, self.config.max_live):
+            return None
+        unread = sum(len(p.frame) for p in zygote.inflight.values() if not p.demoted)
+        if unread > INLINE_UNREAD_BYTES:
+            return None
+        following = self._take(zygote)
+        if following is not None and len(following.frame) > INLINE_FRAME_BYTES:
+            zygote.resend.appendleft(following)  # the writer sends big frames
+            del zygote.inflight[following.job_id]
+            zygote.sent -= 1
+            return None
+        return following
+
+    def _send(self, zygote: _Zygote, channel: ZygoteChannel, generation: int, pending: _Pending) -> None:
+        try:
+            with zygote.write_lock:
+                if zygote.generation == generation:
+                    wire.write_frame(channel.writer, pending.frame)
+        except (OSError, ValueError) as exc:
+            self._break(zygote, generation, f"cannot send a job: {exc}")
 
     def _restart(self, zygote: _Zygote, reason: str) -> bool:
         """Replace the zygote's process; False when the pool closes meanwhile."""
