@@ -513,8 +513,9 @@ class Engine:
         for key, plan in to_run.items():
             runs = run_results[position : position + len(plan.jobs)]
             position += len(plan.jobs)
-            verdict, detail = aggregate.judge_cases(runs, plan.golds)
-            if not plan.cases:  # abduction: one call, no "case 0:" prefix
+            if plan.cases:
+                verdict, detail = aggregate.judge_cases(runs, plan.golds)
+            else:  # abduction: one call, no "case 0:" prefix
                 verdict, detail = aggregate.judge_call(runs[0], *plan.golds[0])
             judged[key] = (verdict, detail)
             if verdict not in aggregate.UNCACHEABLE:

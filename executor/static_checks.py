@@ -86,16 +86,7 @@ def _parameter_names(params: ast.arguments) -> set[str]:
 
 def _outside_body(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> list[ast.AST]:
     """A function's children that its own scope does not hold: decorators, defaults, annotations."""
-    found: list[ast.AST] = []
-    for field in node._fields:
-        if field == "body":
-            continue
-        value = getattr(node, field, None)
-        if isinstance(value, list):
-            found.extend(item for item in value if isinstance(item, ast.AST))
-        elif isinstance(value, ast.AST):
-            found.append(value)
-    return found
+    return _children(node, skip="body")
 
 
 def _function_bindings(root: ast.AST) -> dict[ast.AST, frozenset[str]]:
@@ -176,10 +167,13 @@ def _module_bindings(body: Sequence[ast.stmt]) -> set[str]:
     return bound
 
 
-def _children(node: ast.AST) -> list[ast.AST]:
-    """A node's direct children in field order (what ``ast.iter_child_nodes`` yields, faster)."""
+def _children(node: ast.AST, skip: str = "") -> list[ast.AST]:
+    """A node's direct children in field order (what ``ast.iter_child_nodes`` yields, faster),
+    leaving out the field `skip`."""
     found: list[ast.AST] = []
     for field in node._fields:
+        if field == skip:
+            continue
         value = getattr(node, field, None)
         if isinstance(value, list):
             found.extend(item for item in value if isinstance(item, ast.AST))

@@ -50,7 +50,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from executor.sandbox import native
 from executor.sandbox.pool import (
     LAUNCH_PATH,
     RUNTIME_DIR,
@@ -583,7 +582,7 @@ class DockerSandboxPool(SandboxPool):
         self.docker_factory = DockerChannelFactory(docker_config)
         config = config or PoolConfig()
         if config.spawn_helper is None:  # the image's own build, not this host's
-            config.spawn_helper = IMAGE_SPAWN_HELPER if native.enabled() else ""
+            config.spawn_helper = IMAGE_SPAWN_HELPER
         if not config.recycle_after:
             config.recycle_after = self.docker_factory.config.recycle_after_jobs
         super().__init__(config, cast(ChannelFactory, self.docker_factory))

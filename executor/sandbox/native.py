@@ -45,11 +45,6 @@ def cache_dir() -> Path:
     return Path(configured) if configured else Path.home() / ".cache" / "azr-exec"
 
 
-def enabled() -> bool:
-    """Kept for callers of the old switch: the C loop is always used now."""
-    return True
-
-
 def _interpreter_facts(python: str) -> tuple[str, str, str, str] | None:
     try:
         done = subprocess.run(
@@ -79,8 +74,6 @@ def _include_dir(python_include: str, version: str) -> str | None:
 @lru_cache(maxsize=8)
 def spawn_helper(python: str) -> str | None:
     """Path of the built helper for ``python`` (building it if needed), or None."""
-    if not enabled():
-        return None
     if not sys.platform.startswith("linux"):
         return None
     facts = _interpreter_facts(python)

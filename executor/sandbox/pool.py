@@ -100,8 +100,8 @@ class PoolConfig:
     max_output_chars: int = 200_000
     max_print_chars: int = 1_000_000
     python: str = field(default_factory=lambda: default_sandbox_python())
-    # Path of the C fork loop (runtime/spawn.c, built) as the zygote sees it; None: built
-    # here for `python` when possible (executor.sandbox.native), "" to fork in Python.
+    # Path of the C loop (runtime/spawn.c, built) as the zygote sees it; None: built here
+    # for `python` (executor.sandbox.native). Without it a zygote refuses to start.
     spawn_helper: str | None = None
     # Children of one zygote that count as fast (run for less than demote_after_ms).
     fast_slots: int = 2
@@ -687,12 +687,7 @@ class SandboxPool:
                 self._break(zygote, generation, stop_reason, recycle)
                 continue
             assert pending is not None and channel is not None
-            try:
-                with zygote.write_lock:
-                    if zygote.generation == generation:
-                        wire.write_frame(channel.writer, pending.frame)
-            except (OSError, ValueError) as exc:
-                self._break(zygote, generation, f"cannot send a job: {exc}")
+            self._send(zygote, channel, generation, pending)
 
     def _break(self, zygote: _Zygote, generation: int, reason: str, recycle: bool = False) -> None:
         """End the zygote's current process: its reader sees the stream end and restarts it."""

@@ -14,7 +14,6 @@ import json
 import os
 import signal
 from dataclasses import asdict, dataclass, field
-from typing import Any
 
 from executor.sandbox.runtime import wire
 
@@ -96,11 +95,13 @@ class ZygoteHello:
     # Test only: skip the in-process Python layers (audit hook, module guards) to show that
     # the kernel layers hold on their own.
     python_layers: bool = True
-    extra: dict[str, Any] = field(default_factory=dict)
+    # Test only: confinement layers the zygote leaves out on purpose, so that a test can show
+    # that the self-test notices (each must also be in allow_missing, or the zygote refuses).
+    skip_layers: tuple[str, ...] = ()
 
     def encode(self) -> bytes:
         data = asdict(self)
-        data.update(data.pop("extra"))
+        data["skip_layers"] = list(self.skip_layers)
         data["allow_missing"] = list(self.allow_missing)
         data["forbidden_modules"] = list(self.forbidden_modules)
         return json.dumps(data, separators=(",", ":")).encode()

@@ -330,7 +330,7 @@ run_job(const char *program, size_t program_size, const char *compiled, size_t c
         const char *input, size_t input_size, int calls, Py_ssize_t max_output_chars, PyObject *writer,
         outcome *o)
 {
-    PyObject *source = NULL, *code = NULL, *argument_source = NULL, *argument_code = NULL;
+    PyObject *code = NULL, *argument_source = NULL, *argument_code = NULL;
     PyObject *namespace = NULL, *function = NULL, *literal_names = NULL;
     PyObject *program_text = PyUnicode_DecodeUTF8(program, (Py_ssize_t)program_size, "surrogatepass");
     PyObject *input_text = PyUnicode_DecodeUTF8(input, (Py_ssize_t)input_size, "surrogatepass");
@@ -506,7 +506,6 @@ done:
     Py_XDECREF(argument_code);
     Py_XDECREF(argument_source);
     Py_XDECREF(code);
-    Py_XDECREF(source);
     Py_XDECREF(program_text);
     Py_XDECREF(input_text);
 }
@@ -563,13 +562,11 @@ child_main(const serve_settings *s, char *pages, int slot, const char *job, size
         munmap(pages + page_bytes * (size_t)(slot + 1), page_bytes * (size_t)(s->max_live - slot - 1));
     report_page *page = (report_page *)(pages + page_bytes * (size_t)slot);
 
-    double timeout_s = get_f64(job + 8);
     uint32_t cpu_s = get_u32(job + 16);
     uint32_t memory_mb = get_u32(job + 20);
     uint32_t calls = get_u32(job + 24);
     uint32_t program_size = get_u32(job + 28);
     uint32_t compiled_size = get_u32(job + 32);
-    (void)timeout_s;
     if (calls < 1)
         calls = 1;
     if (calls > MAX_CALLS)

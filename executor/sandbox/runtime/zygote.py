@@ -64,7 +64,6 @@ NATIVE_MODULES = (
     "_codecs_kr",
     "_codecs_tw",
 )
-LAYERS = ("c_runner", "landlock", "seccomp", "uid")
 _DIAGNOSTICS: list[int] = []  # the zygote's own stderr, as a private descriptor
 DEMOTED_NICE = 15
 ZYGOTE_NICE = 5
@@ -122,6 +121,7 @@ class Setup:
         self.writer: Any = None
         self.child_filter: bytes | None = None
         self.drop_to: tuple[int, int] | None = None
+        self.readable: list[str] = []
 
     def miss(self, layer: str, reason: str) -> None:
         self.layers[layer] = "missing: " + reason
@@ -172,7 +172,7 @@ def _python_layers(setup: Setup) -> None:
     setup.writer = audit.CappedWriter(int(hello.get("max_print_chars", 1_000_000)))
     sys.stdout = sys.stderr = setup.writer
     sys.stdin = None
-    readable = stdlib_paths()
+    readable = setup.readable
     _private_sys_path(readable)
     if hello.get("python_layers", True):
         guards.install(list(hello.get("forbidden_modules", ())), readable)
@@ -190,7 +190,7 @@ def _landlock(setup: Setup) -> None:
     if abi <= 0:
         setup.miss("landlock", f"the kernel has no Landlock (errno {-abi})")
         return
-    plan = landlock.plan(stdlib_paths(), abi)
+    plan = landlock.plan(setup.readable, abi)
     try:
         spawn.landlock_restrict(*plan.arguments())
     except OSError as exc:
@@ -237,6 +237,7 @@ def prepare(hello: "dict[str, Any]") -> Setup:
             pass
     sys.modules.pop("_azr_spawn", None)  # the zygote keeps its own reference
     _process_settings()
+    setup.readable = stdlib_paths()
     _python_layers(setup)
     if setup.spawn is None:
         setup.miss("c_runner", "the C loop (spawn.c) is not built for this interpreter")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -26,7 +27,7 @@ class _Skipping(PoolConfig):
 
     def hello(self, slot: int, spawn_helper: str | None) -> ZygoteHello:
         hello = super().hello(slot, spawn_helper)
-        return ZygoteHello(**{**hello.__dict__, "extra": {"skip_layers": list(self.skip)}})
+        return dataclasses.replace(hello, skip_layers=self.skip)
 
 
 @pytest.fixture(params=["landlock", "seccomp"])
