@@ -17,6 +17,7 @@ from azr_trainer import checkpoint
 from azr_trainer.backends import make_backend
 from azr_trainer.buffers import Buffers
 from azr_trainer.config import Config
+from azr_trainer.heldout import HeldOutEvaluator
 from azr_trainer.metrics import MetricsSink, summarize
 from azr_trainer.modeling import load_policy, trainable_state
 from azr_trainer.selfplay import Rollout, SelfPlay, Verifier
@@ -85,6 +86,7 @@ class Trainer:
         self.selfplay = SelfPlay(cfg, self.backend, self.verifier, self.buffers, self.rng, self.timer)
         self.step = 0
         self.sink: MetricsSink | None = None
+        self.heldout = HeldOutEvaluator(cfg, self.backend, self.verifier)
         (self.out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
 
     def _reference_model(self) -> Any:
@@ -131,7 +133,7 @@ class Trainer:
         state = checkpoint.load_checkpoint(path, self.model, self.optimizer, self.buffers, self.rng)
         self.step = int(state["step"])
         self.backend.sync_weights()
-        for name in ("metrics.jsonl", "samples.jsonl"):  # drop rows of steps to be redone
+        for name in ("metrics.jsonl", "samples.jsonl", "eval.jsonl"):  # drop rows of steps to be redone
             log_path = self.out / name
             if log_path.exists():
                 keep = [
@@ -174,6 +176,19 @@ class Trainer:
         self.step += 1
         return metrics
 
+    def _eval_due(self, end: int) -> bool:
+        every = self.cfg.train.eval_every
+        return bool(every) and (self.step % every == 0 or self.step == end)
+
+    def run_heldout(self) -> dict[str, float]:
+        """Greedy accuracy on the held-out sets at the current step, logged and kept in eval.jsonl."""
+        with self.timer.phase("eval"):
+            metrics = self.heldout.evaluate(self.step, self.out)
+        if self.sink is not None:
+            self.sink.log_eval(self.step, metrics)
+        log.info("held-out at step %d: %s", self.step, {k: round(v, 3) for k, v in metrics.items()})
+        return metrics
+
     def _log_samples(self, step: int, rollouts: list[Rollout]) -> None:
         """One example response per task type × role to ``samples.jsonl``, for inspection."""
         seen: set[tuple[str, str]] = set()
@@ -204,6 +219,8 @@ class Trainer:
         bar = tqdm(total=end, initial=self.step, desc="steps", disable=not self.cfg.train.progress)
         try:
             while self.step < end:
+                if self._eval_due(end):
+                    self.run_heldout()
                 metrics = self.train_step()
                 self.sink.log(self.step - 1, metrics)
                 history.append(metrics)
@@ -214,6 +231,8 @@ class Trainer:
                     t=f"{metrics['time/step']:.1f}s",
                 )
                 every = self.cfg.train.save_every
+                if self.step == end and self._eval_due(end):
+                    self.run_heldout()
                 if (every and self.step % every == 0) or self.step == end:
                     self.save()
         finally:
