@@ -10,7 +10,6 @@ import inspect
 import json
 import logging
 
-import numpy as np
 import pytest
 from azr_client import AsyncVerificationClient, RetryPolicy, VerificationClient
 from azr_client.rewards import (
@@ -111,12 +110,10 @@ def test_trl_reward_unverified_scores_neutral(scripted_server) -> None:
 
 
 def test_trl_async_reward_fn_is_awaited(scripted_server) -> None:
-    from trl.trainer.utils import is_async_callable
-
     async def main() -> list[float]:
         async with AsyncVerificationClient(scripted_server.url, retry=FAST) as c:
             reward = make_reward_fn(c, task_type="induction")
-            assert inspect.iscoroutinefunction(reward) and is_async_callable(reward)
+            assert inspect.iscoroutinefunction(reward)  # what TRL checks (test_rewards_trl.py)
             return await reward(
                 prompts=["p", "q"],
                 completions=[answer("def g(): pass"), answer("nope")],
@@ -176,6 +173,7 @@ def test_verl_bad_ground_truth_is_a_clear_error(ground_truth, message) -> None:
 
 
 def test_verl_batch_compute_score_one_request(scripted_server) -> None:
+    np = pytest.importorskip("numpy", reason="numpy is not installed (verl hands over numpy arrays)")
     gts = [
         {"task_type": "deduction", "output": "1", "program": PROGRAM, "input": "1"},
         json.dumps({"task_type": "abduction", "code": PROGRAM, "output": "2"}),
