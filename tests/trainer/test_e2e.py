@@ -125,3 +125,25 @@ def test_eval_command_against_real_service(azr_service: str, tmp_path: Path) -> 
     assert [r.name for r in results] == ["cruxeval-o", "cruxeval-i", "math500"]
     assert all(r.n == 2 and r.unverified == 0 for r in results)
     assert (tmp_path / "ev" / "eval" / "results.png").stat().st_size > 0
+
+
+def test_eval_during_training_writes_heldout_rows(azr_service: str, tmp_path: Path, warm_base: Path) -> None:
+    """train.eval_every: greedy held-out accuracy before step 0, every k steps and at the end."""
+    out = _run_dir(tmp_path, "evalrun", warm_base)
+    cfg = _config(
+        azr_service,
+        out,
+        **{
+            "train.steps": "3",
+            "train.eval_every": "2",
+            "train.eval_sets": "[toy]",
+            "toy.heldout_per_type": "4",
+        },
+    )
+    Trainer(cfg).train()
+    rows = [json.loads(line) for line in (out / "eval.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [0, 2, 3]
+    for r in rows:
+        assert 0.0 <= r["eval/toy"] <= 1.0
+        for tt in TASK_TYPES:  # the tiny-cpu preset runs all three task types
+            assert 0.0 <= r[f"eval/toy/{tt}"] <= 1.0

@@ -44,10 +44,14 @@ class ToyConfig:
     """The toy program family (``azr_trainer.toy``): used by ``selfplay.seed: toy``,
     ``model.tiny.demos: toy`` and the ``toy`` held-out evaluation set."""
 
-    ops: list[str] = field(default_factory=lambda: ["add", "sub", "mul", "mod", "len", "head", "rev"])
-    max_int: int = 9
+    #: Member templates (``azr_trainer.toy.OPS``): add sub mul mod on ints, len head rev on strings.
+    ops: list[str] = field(default_factory=lambda: ["add", "mul", "mod", "len", "head", "rev"])
+    #: The constants ``k`` of the templates that take one (``a + k``, ``a[:k]``...).
+    ks: list[int] = field(default_factory=lambda: [1, 2, 3])
+    #: Int inputs are 0..max_int; string inputs 1..max_len letters of the alphabet.
+    max_int: int = 5
     alphabet: str = "ab"
-    max_len: int = 3
+    max_len: int = 2
     #: Family members the buffers start with (each re-validated by the service).
     seed_tasks: int = 16
     #: Held-out tasks per task type for the ``toy`` evaluation set.
@@ -95,6 +99,8 @@ class SelfPlayConfig:
     task_types: list[str] = field(default_factory=lambda: list(TASK_TYPES))
     #: Samples per task type × role per step (paper: 64).
     batch_size: int = 64
+    #: Solver samples per task type per step, if different from batch_size (paper: the same).
+    solve_batch_size: int | None = None
     #: Solver rollouts per valid proposal to estimate learnability (paper: n = 8).
     learnability_rollouts: int = 8
     #: Reference triplets shown to a deduction/abduction proposer (paper: K = 6).

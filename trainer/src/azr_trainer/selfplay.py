@@ -330,7 +330,8 @@ class SelfPlay:
     def solve(self, step: int) -> list[Rollout]:
         items: list[tuple[str, Triplet | InductionTask]] = []
         for tt in self.sp.task_types:
-            for task in self.buffers.get(tt).sample_for_solve(self.sp.batch_size, self.rng):
+            n = self.sp.solve_batch_size or self.sp.batch_size
+            for task in self.buffers.get(tt).sample_for_solve(n, self.rng):
                 items.append((tt, task))
         outcomes = self.solve_many(items, step, f"solve {step}", "s")
         rollouts = []
