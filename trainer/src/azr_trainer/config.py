@@ -21,6 +21,9 @@ class ConfigError(ValueError):
     pass
 
 
+_DTYPE_NAMES = ("float32", "bfloat16", "float16")
+
+
 @dataclass
 class TinyModelConfig:
     """The tiny local model (``model.name_or_path: tiny``): no download, built from scratch."""
@@ -50,11 +53,15 @@ class ModelConfig:
     name_or_path: str = "tiny"
     #: GGUF file inside ``name_or_path`` (transformers converts it on load; needs ``gguf``).
     gguf_file: str | None = None
+    #: Compute dtype: forward passes run under torch.autocast in it (see precision.py).
     dtype: str = "float32"
     device: str = "auto"
     gradient_checkpointing: bool = False
     tiny: TinyModelConfig = field(default_factory=TinyModelConfig)
     lora: LoraConfig = field(default_factory=LoraConfig)
+    #: dtype of the trainable parameters and the AdamW state (fp32 master weights). bfloat16
+    #: here rounds away most updates at lr 1e-6.
+    param_dtype: str = "float32"
 
 
 @dataclass
@@ -184,6 +191,9 @@ class Config:
         for t in self.selfplay.task_types:
             if t not in TASK_TYPES:
                 raise ConfigError(f"selfplay.task_types: unknown task type {t!r}")
+        for name in ("dtype", "param_dtype"):
+            if getattr(self.model, name) not in _DTYPE_NAMES:
+                raise ConfigError(f"model.{name} must be one of {', '.join(_DTYPE_NAMES)}")
         if self.optim.normalize not in ("sample", "token"):
             raise ConfigError("optim.normalize must be 'sample' or 'token'")
         if self.generation.backend not in ("hf", "vllm"):

@@ -11,6 +11,7 @@ import torch
 
 from azr_trainer import trrpp
 from azr_trainer.config import OptimConfig
+from azr_trainer.precision import autocast
 
 
 @dataclass(frozen=True)
@@ -43,10 +44,19 @@ def pad_batch(
 
 
 def token_logprobs(
-    model: Any, ids: torch.Tensor, attn: torch.Tensor, with_entropy: bool = False
+    model: Any,
+    ids: torch.Tensor,
+    attn: torch.Tensor,
+    with_entropy: bool = False,
+    compute_dtype: torch.dtype = torch.float32,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """log π(token_{j+1} | ≤ j) for every position j, shape (B, L−1); optionally entropies."""
-    logits = model(input_ids=ids, attention_mask=attn, use_cache=False).logits[:, :-1].float()
+    """log π(token_{j+1} | ≤ j) for every position j, shape (B, L−1); optionally entropies.
+
+    The forward pass runs under autocast in ``compute_dtype``; the softmax is taken in fp32.
+    """
+    with autocast(ids.device, compute_dtype):
+        out = model(input_ids=ids, attention_mask=attn, use_cache=False)
+    logits = out.logits[:, :-1].float()
     logp = torch.log_softmax(logits, dim=-1).gather(-1, ids[:, 1:, None]).squeeze(-1)
     entropy = trrpp.entropy_from_logits(logits) if with_entropy else None
     return logp, entropy
@@ -58,7 +68,12 @@ def _chunks(idx: list[int], size: int) -> list[list[int]]:
 
 @torch.no_grad()
 def old_logprobs(
-    model: Any, samples: Sequence[TrainSample], micro: int, pad_id: int, device: torch.device
+    model: Any,
+    samples: Sequence[TrainSample],
+    micro: int,
+    pad_id: int,
+    device: torch.device,
+    compute_dtype: torch.dtype = torch.float32,
 ) -> list[torch.Tensor]:
     """Per-sample behaviour log-probs (response positions only), computed before the update."""
     out: list[torch.Tensor] = []
@@ -66,7 +81,7 @@ def old_logprobs(
     for chunk in _chunks(list(range(len(samples))), micro):
         batch = [samples[i] for i in chunk]
         ids, attn, mask = pad_batch(batch, pad_id, device)
-        logp, _ = token_logprobs(model, ids, attn)
+        logp, _ = token_logprobs(model, ids, attn, compute_dtype=compute_dtype)
         for row in range(len(batch)):
             out.append(logp[row][mask[row] > 0].detach().cpu())
     model.train()
@@ -89,8 +104,13 @@ def ppo_update(
     device: torch.device,
     rng: random.Random,
     ref_model: Any | None = None,
+    compute_dtype: torch.dtype = torch.float32,
 ) -> dict[str, float]:
-    """One TRR++ update over all six groups together; returns averaged statistics."""
+    """One TRR++ update over all six groups together; returns averaged statistics.
+
+    Forward passes run under autocast in ``compute_dtype``; the parameters, their gradients
+    and the optimizer state keep the parameters' own dtype (fp32 master weights).
+    """
     samples = [s for s in samples if s.response_ids]
     if not samples:
         return {"loss": 0.0, "grad_norm": 0.0, "num_samples": 0.0}
@@ -98,10 +118,10 @@ def ppo_update(
     groups = [s.group for s in samples]
     lengths = [len(s.response_ids) for s in samples]
     adv = trrpp.group_advantages(rewards, groups, lengths, mode=cfg.normalize)
-    old = old_logprobs(model, samples, cfg.micro_batch_size, pad_id, device)
+    old = old_logprobs(model, samples, cfg.micro_batch_size, pad_id, device, compute_dtype)
     ref: list[torch.Tensor] | None = None
     if ref_model is not None and cfg.kl_coef:
-        ref = old_logprobs(ref_model, samples, cfg.micro_batch_size, pad_id, device)
+        ref = old_logprobs(ref_model, samples, cfg.micro_batch_size, pad_id, device, compute_dtype)
     params = [p for p in model.parameters() if p.requires_grad]
     totals: dict[str, float] = {"loss": 0.0, "pg_loss": 0.0, "clip_frac": 0.0, "entropy": 0.0}
     totals.update({"kl": 0.0, "grad_norm": 0.0, "approx_kl": 0.0})
@@ -117,7 +137,9 @@ def ppo_update(
             for micro in _chunks(mb, cfg.micro_batch_size):
                 batch = [samples[i] for i in micro]
                 ids, attn, mask = pad_batch(batch, pad_id, device)
-                logp, ent = token_logprobs(model, ids, attn, with_entropy=cfg.entropy_coef > 0)
+                logp, ent = token_logprobs(
+                    model, ids, attn, with_entropy=cfg.entropy_coef > 0, compute_dtype=compute_dtype
+                )
                 old_t = _scatter([old[i] for i in micro], mask)
                 ref_t = _scatter([ref[i] for i in micro], mask) if ref is not None else None
                 adv_t = trrpp.broadcast_advantages(torch.tensor([adv[i] for i in micro], device=device), mask)

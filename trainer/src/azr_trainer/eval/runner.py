@@ -122,6 +122,7 @@ def run_eval(
 ) -> list[BenchResult]:
     from azr_trainer.backends.hf import HFBackend
     from azr_trainer.modeling import load_policy, load_pretrained, resolve_device
+    from azr_trainer.precision import to_dtype
 
     if backend is None:
         if model_path:
@@ -135,7 +136,7 @@ def run_eval(
             model, tok, device = load_policy(cfg)
         gen_cfg = cfg.generation
         gen_cfg.batch_size = cfg.eval.batch_size
-        backend = HFBackend(model, tok, gen_cfg, device)
+        backend = HFBackend(model, tok, gen_cfg, device, compute_dtype=to_dtype(cfg.model.dtype))
     crux_needed = any(b in datasets.CRUX_SETS for b in cfg.eval.benchmarks)
     if verifier is None and crux_needed:
         from azr_trainer.trainer import make_client
