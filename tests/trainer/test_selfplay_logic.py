@@ -49,6 +49,9 @@ class FakeVerifier:
 
     outputs: dict[str, str]
     unreachable: bool = False
+    #: answers / programs for which the SERVICE answers sandbox_error (not the client)
+    sandbox_answers: set[str] = field(default_factory=set)
+    sandbox_programs: set[str] = field(default_factory=set)
     validate_calls: list = field(default_factory=list)
     verify_calls: list = field(default_factory=list)
 
@@ -56,6 +59,10 @@ class FakeVerifier:
         self.validate_calls.append(list(tasks))
         res = []
         for t in tasks:
+            if t.program in self.sandbox_programs:
+                n = len(t.inputs)
+                res.append(ValidateResult(t.id, False, "sandbox_error", [None] * n, ["sandbox_error"] * n))
+                continue
             outs = [self.outputs.get(f"{t.program}|{i}") for i in t.inputs]
             verdicts = ["ok" if o is not None else "runtime_error" for o in outs]
             valid = all(v == "ok" for v in verdicts)
@@ -70,6 +77,9 @@ class FakeVerifier:
             ]
         res = []
         for a in answers:
+            if a.answer in self.sandbox_answers:
+                res.append(VerifyResult(a.id, False, "sandbox_error", "sandbox: could not start"))
+                continue
             gold = a.output if a.task_type == "deduction" else None
             ok = a.answer == gold if gold is not None else a.answer == "GOOD"
             res.append(VerifyResult(a.id, ok, "ok" if ok else "wrong"))
@@ -169,6 +179,31 @@ def test_unverifiable_answers_are_left_out_not_punished() -> None:
     rollouts = sp.solve(step=0)
     assert rollouts[0].reward is None and rollouts[0].verdict == "sandbox_error"
     assert rollouts[1].reward == -1.0  # a format error needs no service
+
+
+def test_service_sandbox_error_is_unverified_not_punished() -> None:
+    """A sandbox_error verdict from the service itself (client_side False) is no signal."""
+    p2 = "def f(a):\n    return a - 1"
+    verifier = FakeVerifier({f"{P1}|1": "2"}, sandbox_answers={"SANDBOX"}, sandbox_programs={p2})
+    replies = [
+        code(P1, "1"),  # valid
+        code(p2, "1"),  # the service's sandbox failed on it
+        # learnability of the valid one: 2 sandbox errors, 1 right, 1 wrong → rate 1/2 → 0.5
+        solve("output", "SANDBOX"),
+        solve("output", "2"),
+        solve("output", "SANDBOX"),
+        solve("output", "9"),
+    ]
+    sp, bufs, _ = _selfplay(replies, verifier)
+    rollouts = sp.propose(step=0)
+    assert rollouts[0].reward == 0.5 and rollouts[0].info["solve_rate"] == 0.5
+    assert rollouts[1].reward is None and rollouts[1].verdict == "sandbox_error"
+    assert [t.program for t in bufs.deduction.items()] == [IDENTITY_TRIPLET.program, P1]
+
+    sp, _, _ = _selfplay([solve("output", "SANDBOX"), solve("output", "'Hello world'")], verifier)
+    rollouts = sp.solve(step=0)
+    assert [r.reward for r in rollouts] == [None, 1.0]
+    assert rollouts[0].verdict == "sandbox_error"
 
 
 def test_induction_proposal_keeps_inputs_that_ran() -> None:

@@ -80,6 +80,15 @@ def make_answer(task_type: str, task: Triplet | InductionTask, answer: str, idx:
     return InductionAnswer(id=idx, answer=answer, cases=cases)
 
 
+def unverified(result: ValidateResult | VerifyResult) -> bool:
+    """No verdict to learn from: the client gave up (``client_side``), or the service reports
+    ``sandbox_error`` (its sandbox failed, which says nothing about the response). Such a
+    response gets no reward and is left out of the update and of learnability counts."""
+    if result.client_side or result.verdict == "sandbox_error":
+        return True
+    return isinstance(result, ValidateResult) and "sandbox_error" in result.input_verdicts
+
+
 @dataclass
 class SolveOutcome:
     gen: Generation
@@ -88,7 +97,7 @@ class SolveOutcome:
 
     @property
     def verified(self) -> bool:
-        return self.result is None or not self.result.client_side
+        return self.result is None or not unverified(self.result)
 
     @property
     def correct(self) -> bool:
@@ -264,8 +273,8 @@ class SelfPlay:
                 continue
             assert r is not None
             ro.verdict, ro.detail = r.verdict, r.detail
-            if r.client_side:
-                continue  # unverified: no reward, not used for training
+            if unverified(r):
+                continue  # no reward, not used for training
             task = self._proposal_task(tt, ctx, p, r, step)
             if task is not None and self.sp.reject_duplicates:
                 if task.key() in seen or self.buffers.get(tt).contains(task):
@@ -332,7 +341,7 @@ class SelfPlay:
                 ro.verdict, ro.detail = "format_error", o.parsed.error
             else:
                 ro.verdict, ro.detail = o.result.verdict, o.result.detail
-                if not o.result.client_side:
+                if not unverified(o.result):
                     ro.reward = rewards.composite_reward(True, o.correct, rewards.solve_reward(o.correct))
             rollouts.append(ro)
         return rollouts

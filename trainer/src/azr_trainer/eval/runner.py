@@ -33,7 +33,7 @@ def eval_cruxeval(
     mode: str, items: list[datasets.CruxItem], backend: Any, verifier: Any, max_new: int
 ) -> tuple[BenchResult, list[dict]]:
     """``mode`` is ``o`` (predict the output) or ``i`` (predict an input)."""
-    from azr_trainer.selfplay import make_answer
+    from azr_trainer.selfplay import make_answer, unverified
     from azr_trainer.tasks import Triplet
 
     task_type = "deduction" if mode == "o" else "abduction"
@@ -61,9 +61,9 @@ def eval_cruxeval(
                 "response": g.text,
             }
         )
-    unverified = sum(1 for r in results if r is not None and r.client_side)
+    n_unverified = sum(1 for r in results if r is not None and unverified(r))
     correct = sum(1 for row in rows if row["correct"])
-    return BenchResult(f"cruxeval-{mode}", len(items), correct, unverified), rows
+    return BenchResult(f"cruxeval-{mode}", len(items), correct, n_unverified), rows
 
 
 def eval_math(
