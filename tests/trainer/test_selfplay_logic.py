@@ -86,7 +86,7 @@ class FakeVerifier:
         return res
 
 
-def _selfplay(replies, verifier, task_types="deduction", batch=2, n=4):
+def _selfplay(replies, verifier, task_types="deduction", batch=2, n=4, extra=()):
     cfg = load_config(
         preset="tiny-cpu",
         overrides=[
@@ -94,6 +94,7 @@ def _selfplay(replies, verifier, task_types="deduction", batch=2, n=4):
             f"selfplay.batch_size={batch}",
             f"selfplay.learnability_rollouts={n}",
             "train.progress=false",
+            *extra,
         ],
     )
     bufs = Buffers(100)
@@ -152,6 +153,19 @@ def test_learnability_zero_when_always_or_never_solved() -> None:
     rollouts = sp.propose(step=0)
     assert [r.reward for r in rollouts] == [0.0, 0.0]
     assert [r.info["solve_rate"] for r in rollouts] == [1.0, 0.0]
+
+
+def test_official_proposer_ladder(caplog) -> None:
+    verifier = FakeVerifier({f"{P1}|1": "2", f"{P1}|2": "3"})
+    replies = [code(P1, "1"), code(P1, "oops"), "no tags", code(P1, "2")]
+    replies += [solve("output", "2")] * 2  # the first is always solved
+    replies += [solve("output", "3"), solve("output", "0")]  # the last: half
+    with caplog.at_level("INFO", logger="azr_trainer.selfplay"):
+        sp, _, _ = _selfplay(replies, verifier, batch=4, n=2, extra=["selfplay.proposer_rewards=official"])
+    assert "proposer rewards: official" in caplog.text
+    rollouts = sp.propose(step=0)
+    # trivial → −0.5, invalid → −1, format error → −1, learnable → 1 − 1/2
+    assert [r.reward for r in rollouts] == [-0.5, -1.0, -1.0, 0.5]
 
 
 def test_solve_rewards_and_newest_first() -> None:

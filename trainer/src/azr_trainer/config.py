@@ -13,6 +13,8 @@ from typing import Any
 
 import yaml
 
+from azr_trainer.rewards import PROPOSER_LADDERS
+
 TASK_TYPES: tuple[str, ...] = ("deduction", "abduction", "induction")
 ROLES: tuple[str, ...] = ("propose", "solve")
 
@@ -102,6 +104,9 @@ class SelfPlayConfig:
     exec_timeout_s: float | None = None
     #: Treat a proposal identical to one of its references as invalid.
     reject_duplicates: bool = True
+    #: Proposer reward ladder (rewards.PROPOSER_LADDERS): ``official`` (public AZR code:
+    #: invalid −1, solve rate 0 or 1 → −0.5) or ``paper`` (invalid −0.5, solve rate 0 or 1 → 0).
+    proposer_rewards: str = "paper"
 
 
 @dataclass
@@ -198,6 +203,8 @@ class Config:
             raise ConfigError("optim.normalize must be 'sample' or 'token'")
         if self.generation.backend not in ("hf", "vllm"):
             raise ConfigError("generation.backend must be 'hf' or 'vllm'")
+        if self.selfplay.proposer_rewards not in PROPOSER_LADDERS:
+            raise ConfigError(f"selfplay.proposer_rewards must be one of {', '.join(PROPOSER_LADDERS)}")
         if self.selfplay.seed not in ("identity", "file"):
             raise ConfigError("selfplay.seed must be 'identity' or 'file'")
         if self.selfplay.batch_size < 1 or self.selfplay.learnability_rollouts < 1:

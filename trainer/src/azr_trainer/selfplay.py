@@ -122,6 +122,8 @@ class SelfPlay:
         self.rng = rng
         self.timer = timer or PhaseTimer()
         self.run_name = cfg.train.run_name
+        self.ladder = rewards.proposer_ladder(self.sp.proposer_rewards)
+        log.info("proposer rewards: %s", self.ladder.describe())
 
     # ------------------------------------------------------------------ helpers
     def _generate(self, prompt_list: list[str], desc: str) -> list[Generation]:
@@ -268,7 +270,7 @@ class SelfPlay:
             ro = Rollout(tt, "propose", prompt, g, well_formed=p.ok, passed=False, reward=None)
             rollouts.append(ro)
             if not p.ok:
-                ro.reward = rewards.composite_reward(False, False, 0.0)
+                ro.reward = rewards.proposer_reward(self.ladder, False, False, [])
                 ro.verdict, ro.detail = "format_error", p.error
                 continue
             assert r is not None
@@ -280,7 +282,7 @@ class SelfPlay:
                 if task.key() in seen or self.buffers.get(tt).contains(task):
                     task, ro.verdict, ro.detail = None, "duplicate", "same as a buffered task"
             if task is None:
-                ro.reward = rewards.composite_reward(True, False, 0.0)
+                ro.reward = rewards.proposer_reward(self.ladder, True, False, [])
                 continue
             seen.add(task.key())
             ro.passed = True
@@ -300,7 +302,7 @@ class SelfPlay:
                     continue
                 ro.learnability = rewards.learnability_reward(accs)
                 ro.info["solve_rate"] = sum(accs) / len(accs)
-                ro.reward = rewards.composite_reward(True, True, ro.learnability)
+                ro.reward = rewards.proposer_reward(self.ladder, True, True, accs)
         else:
             for i, _, _ in candidates:
                 rollouts[i].reward = 0.0
