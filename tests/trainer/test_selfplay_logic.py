@@ -168,6 +168,14 @@ def test_official_proposer_ladder(caplog) -> None:
     assert [r.reward for r in rollouts] == [-0.5, -1.0, -1.0, 0.5]
 
 
+def test_official_answer_parsing_setting_reaches_the_solver() -> None:
+    bare = " t </think><answer>'Hello world'</answer>"
+    sp, _, _ = _selfplay([bare], FakeVerifier({}), batch=1)
+    assert sp.solve(step=0)[0].reward == -1.0  # strict: no ```output block
+    sp, _, _ = _selfplay([bare], FakeVerifier({}), batch=1, extra=["selfplay.answer_parsing=official"])
+    assert sp.solve(step=0)[0].reward == 1.0
+
+
 def test_solve_rewards_and_newest_first() -> None:
     verifier = FakeVerifier({})
     sp, bufs, backend = _selfplay(

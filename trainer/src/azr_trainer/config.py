@@ -107,6 +107,10 @@ class SelfPlayConfig:
     #: Proposer reward ladder (rewards.PROPOSER_LADDERS): ``official`` (public AZR code:
     #: invalid −1, solve rate 0 or 1 → −0.5) or ``paper`` (invalid −0.5, solve rate 0 or 1 → 0).
     proposer_rewards: str = "paper"
+    #: ``strict``: the role's labelled blocks are required. ``official``: the public AZR
+    #: code's lenient extraction (solver: with no block the whole <answer> text is the
+    #: answer; see parsing.py for each role).
+    answer_parsing: str = "strict"
 
 
 @dataclass
@@ -205,6 +209,8 @@ class Config:
             raise ConfigError("generation.backend must be 'hf' or 'vllm'")
         if self.selfplay.proposer_rewards not in PROPOSER_LADDERS:
             raise ConfigError(f"selfplay.proposer_rewards must be one of {', '.join(PROPOSER_LADDERS)}")
+        if self.selfplay.answer_parsing not in ("strict", "official"):
+            raise ConfigError("selfplay.answer_parsing must be 'strict' or 'official'")
         if self.selfplay.seed not in ("identity", "file"):
             raise ConfigError("selfplay.seed must be 'identity' or 'file'")
         if self.selfplay.batch_size < 1 or self.selfplay.learnability_rollouts < 1:

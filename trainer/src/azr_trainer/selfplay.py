@@ -123,6 +123,7 @@ class SelfPlay:
         self.timer = timer or PhaseTimer()
         self.run_name = cfg.train.run_name
         self.ladder = rewards.proposer_ladder(self.sp.proposer_rewards)
+        self.lenient = self.sp.answer_parsing == "official"
         log.info("proposer rewards: %s", self.ladder.describe())
 
     # ------------------------------------------------------------------ helpers
@@ -169,7 +170,10 @@ class SelfPlay:
     ) -> list[SolveOutcome]:
         """Generate one solver response per (task type, task), parse and verify them."""
         gens = self._generate([prompts.solve_prompt(tt, t) for tt, t in items], desc)
-        parsed = [parsing.parse_solve(g.text, tt) for g, (tt, _) in zip(gens, items, strict=False)]
+        parsed = [
+            parsing.parse_solve(g.text, tt, lenient=self.lenient)
+            for g, (tt, _) in zip(gens, items, strict=False)
+        ]
         answers, where = [], []
         for i, ((tt, task), p) in enumerate(zip(items, parsed, strict=False)):
             if p.ok:
@@ -249,11 +253,13 @@ class SelfPlay:
         where: list[int] = []
         for i, ((tt, _, ctx), g) in enumerate(zip(specs, gens, strict=False)):
             if tt == "induction":
-                p = parsing.parse_propose_induction(g.text, self.sp.induction_num_inputs)
+                p = parsing.parse_propose_induction(
+                    g.text, self.sp.induction_num_inputs, lenient=self.lenient
+                )
                 if p.ok:
                     tasks.append(ValidateTask(f"p{step}-{i}", ctx, p.inputs))
             else:
-                p = parsing.parse_propose_code(g.text)
+                p = parsing.parse_propose_code(g.text, lenient=self.lenient)
                 if p.ok:
                     tasks.append(ValidateTask(f"p{step}-{i}", p.program, [p.input]))
             parsed.append(p)
