@@ -42,8 +42,11 @@ def test_induction_solver_sees_only_visible_pairs() -> None:
     p = prompts.solve_prompt("induction", task)
     assert "```input\n4\n```" in p and "```input\n5\n```" not in p
     assert "doubles" in p and "return a * 2" not in p
+    # an odd count shows floor(n/2) pairs, as the public AZR code
     odd = InductionTask("p", ("1", "2", "3"), ("1", "2", "3"), "m")
-    assert len(odd.visible) == 2 and odd.hidden == [("3", "3")]
+    assert odd.visible == [("1", "1")] and odd.hidden == [("2", "2"), ("3", "3")]
+    one = InductionTask("p", ("1",), ("1",), "m")
+    assert one.visible == one.hidden == [("1", "1")]
     assert IDENTITY_INDUCTION.hidden  # the seed can be checked too
 
 

@@ -239,6 +239,37 @@ def test_induction_proposal_keeps_inputs_that_ran() -> None:
     assert rollouts[0].reward == 0.5
     task = bufs.induction.items()[-1]
     assert task.inputs == ("1", "2", "3") and task.message == "same" and task.step == 1
-    # the solver is checked on the hidden pairs only
+    # the solver sees floor(3/2) = 1 pair and is checked on the 2 hidden ones only
     (answers,) = verifier.verify_calls
-    assert [c.input for c in answers[0].cases] == ["3"]
+    assert [c.input for c in answers[0].cases] == ["2", "3"]
+
+
+def _induction_reply(inputs: list[str]) -> str:
+    blocks = "".join(f"```input\n{i}\n```\n" for i in inputs)
+    return f" t </think><answer>{blocks}```message\nsame\n```</answer>"
+
+
+def test_official_induction_rule_needs_exactly_n_inputs_that_all_run() -> None:
+    prog = IDENTITY_TRIPLET.program
+    verifier = FakeVerifier({f"{prog}|{i}": i for i in "1234"})
+    replies = [
+        _induction_reply(["1", "2", "3", "4"]),  # 4 of 4 run: valid
+        _induction_reply(["1", "2", "3", "bad"]),  # one fails: invalid
+        _induction_reply(["1", "2", "3"]),  # too few: invalid
+    ]
+    replies += [solve("python", "GOOD"), solve("python", "BAD")]  # learnability of the first
+    sp, bufs, _ = _selfplay(
+        replies,
+        verifier,
+        task_types="induction",
+        batch=3,
+        n=2,
+        extra=["selfplay.induction_validity=official", "selfplay.proposer_rewards=official"],
+    )
+    rollouts = sp.propose(step=1)
+    assert [r.reward for r in rollouts] == [0.5, -1.0, -1.0]
+    assert rollouts[1].verdict == "runtime_error" and "1 of the 4 inputs did not run" in rollouts[1].detail
+    assert rollouts[2].verdict == "invalid" and "3 inputs; exactly 4" in rollouts[2].detail
+    assert bufs.induction.items()[-1].inputs == ("1", "2", "3", "4")
+    (answers,) = verifier.verify_calls
+    assert [c.input for c in answers[0].cases] == ["3", "4"]  # 2 shown, 2 hidden

@@ -87,9 +87,10 @@ class SelfPlayConfig:
     learnability_rollouts: int = 8
     #: Reference triplets shown to a deduction/abduction proposer (paper: K = 6).
     num_references: int = 6
-    #: Inputs an induction proposer writes (paper: 10); half are shown to the solver.
+    #: Inputs an induction proposer writes (paper: 10); half (rounded down) are shown to the solver.
     induction_num_inputs: int = 10
-    #: Fewest inputs that must run for an induction proposal to be valid.
+    #: Fewest inputs that must run for an induction proposal to be valid
+    #: (``induction_validity: lenient`` only).
     induction_min_valid_inputs: int = 2
     buffer_capacity: int = 16384
     #: ``identity`` or ``file``. With ``file`` the azr_seeds jsonl files below are loaded.
@@ -111,6 +112,10 @@ class SelfPlayConfig:
     #: code's lenient extraction (solver: with no block the whole <answer> text is the
     #: answer; see parsing.py for each role).
     answer_parsing: str = "strict"
+    #: ``official``: an induction proposal is valid only with exactly ``induction_num_inputs``
+    #: inputs that all run (public AZR code). ``lenient``: the inputs that ran are kept when
+    #: at least ``induction_min_valid_inputs`` (and 2) did.
+    induction_validity: str = "official"
 
 
 @dataclass
@@ -211,6 +216,8 @@ class Config:
             raise ConfigError(f"selfplay.proposer_rewards must be one of {', '.join(PROPOSER_LADDERS)}")
         if self.selfplay.answer_parsing not in ("strict", "official"):
             raise ConfigError("selfplay.answer_parsing must be 'strict' or 'official'")
+        if self.selfplay.induction_validity not in ("official", "lenient"):
+            raise ConfigError("selfplay.induction_validity must be 'official' or 'lenient'")
         if self.selfplay.seed not in ("identity", "file"):
             raise ConfigError("selfplay.seed must be 'identity' or 'file'")
         if self.selfplay.batch_size < 1 or self.selfplay.learnability_rollouts < 1:

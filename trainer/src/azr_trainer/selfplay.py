@@ -283,7 +283,10 @@ class SelfPlay:
             ro.verdict, ro.detail = r.verdict, r.detail
             if unverified(r):
                 continue  # no reward, not used for training
-            task = self._proposal_task(tt, ctx, p, r, step)
+            task, why = self._proposal_task(tt, ctx, p, r, step)
+            if task is None and why:
+                ro.verdict = r.verdict if r.verdict != "ok" else "invalid"
+                ro.detail = why
             if task is not None and self.sp.reject_duplicates:
                 if task.key() in seen or self.buffers.get(tt).contains(task):
                     task, ro.verdict, ro.detail = None, "duplicate", "same as a buffered task"
@@ -318,20 +321,28 @@ class SelfPlay:
 
     def _proposal_task(
         self, tt: str, ctx: Any, p: parsing.Parsed, r: ValidateResult, step: int
-    ) -> Triplet | InductionTask | None:
+    ) -> tuple[Triplet | InductionTask | None, str]:
+        """The task a validated proposal makes, or ``(None, why)`` (``why`` empty when the
+        service's verdict already says it)."""
         if tt == "induction":
             pairs = [
                 (i, o)
                 for i, o, v in zip(p.inputs, r.outputs, r.input_verdicts, strict=False)
                 if v == "ok" and o is not None
             ]
-            if len(pairs) < max(2, self.sp.induction_min_valid_inputs):
-                return None
+            n = self.sp.induction_num_inputs
+            if self.sp.induction_validity == "official":
+                if len(p.inputs) != n:
+                    return None, f"{len(p.inputs)} inputs; exactly {n} are needed"
+                if len(pairs) != n:
+                    return None, f"{n - len(pairs)} of the {n} inputs did not run"
+            elif len(pairs) < max(2, self.sp.induction_min_valid_inputs):
+                return None, f"only {len(pairs)} inputs ran"
             ins, outs = zip(*pairs, strict=False)
-            return InductionTask(ctx, tuple(ins), tuple(outs), p.message, step)
+            return InductionTask(ctx, tuple(ins), tuple(outs), p.message, step), ""
         if not r.valid or not r.outputs or r.outputs[0] is None:
-            return None
-        return Triplet(p.program, p.input, r.outputs[0], step)
+            return None, ""
+        return Triplet(p.program, p.input, r.outputs[0], step), ""
 
     # ------------------------------------------------------------------ solve
     def solve(self, step: int) -> list[Rollout]:
