@@ -10,12 +10,13 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
+import pytest
 from azr_client import ValidateResult, VerifyResult
 from azr_trainer.backends.base import Generation
 from azr_trainer.buffers import Buffers
 from azr_trainer.config import load_config
 from azr_trainer.selfplay import SelfPlay
-from azr_trainer.tasks import IDENTITY_INDUCTION, IDENTITY_TRIPLET
+from azr_trainer.tasks import IDENTITY_INDUCTION, IDENTITY_TRIPLET, InductionTask
 
 
 def code(program: str, inp: str) -> str:
@@ -273,3 +274,57 @@ def test_official_induction_rule_needs_exactly_n_inputs_that_all_run() -> None:
     assert bufs.induction.items()[-1].inputs == ("1", "2", "3", "4")
     (answers,) = verifier.verify_calls
     assert [c.input for c in answers[0].cases] == ["3", "4"]  # 2 shown, 2 hidden
+
+
+def _untagged(program: str, inp: str) -> str:
+    """What an untrained model often writes: the blocks, but no </think>/<answer> tags."""
+    return f"Sure.\n```python\n{program}\n```\n```input\n{inp}\n```\n"
+
+
+def test_seed_pass_takes_untagged_blocks_and_runs_until_the_buffers_are_full(caplog) -> None:
+    progs = [f"def f(a):\n    return a + {k}" for k in range(1, 5)]
+    verifier = FakeVerifier({f"{p}|1": "x" for p in progs})
+    replies = [
+        _untagged(progs[0], "1"),  # round 1
+        "no code at all",
+        _untagged(progs[0], "1"),  # round 2: a duplicate is not added again
+        code(progs[1], "1"),
+        _untagged(progs[2], "1"),  # round 3: the buffer reaches 4
+        "still nothing",
+    ]
+    sp, bufs, backend = _selfplay(
+        replies,
+        verifier,
+        extra=["selfplay.seed_buffer_factor=2", "selfplay.reject_duplicates=false"],
+    )
+    with caplog.at_level("INFO", logger="azr_trainer.selfplay"):
+        sp.seed_pass()
+    assert [t.program for t in bufs.deduction.items()] == [IDENTITY_TRIPLET.program, *progs[:3]]
+    assert all(t.step == -1 for t in bufs.deduction.items())
+    assert len(backend.prompts) == 6 and not backend.replies  # 3 rounds of 2, then it stopped
+    assert "seed pass round 3" in caplog.text and "seed pass round 4" not in caplog.text
+    # in training the tags are required again
+    backend.replies = [_untagged(progs[3], "1"), code(progs[3], "1")]
+    assert [r.verdict for r in sp.propose(step=0, learnability=False)] == ["format_error", "ok"]
+
+
+def test_seed_pass_only_proposes_for_buffers_still_short() -> None:
+    verifier = FakeVerifier({"def f(a):\n    return a + 1|1": "2"})
+    replies = [_untagged("def f(a):\n    return a + 1", "1")]
+    sp, bufs, backend = _selfplay(
+        replies, verifier, task_types="deduction,induction", batch=1, extra=["selfplay.seed_buffer_factor=2"]
+    )
+    bufs.induction.add(InductionTask("def f(a):\n    return a", ("1", "2"), ("1", "2"), "m"))
+    sp.seed_pass()  # induction already holds 2 tasks: only deduction proposes
+    assert len(backend.prompts) == 1 and len(bufs.deduction) == 2
+
+
+def test_seed_pass_gives_a_clear_error_when_the_buffers_cannot_be_filled() -> None:
+    sp, bufs, backend = _selfplay(
+        ["nothing"] * 6,
+        FakeVerifier({}),
+        extra=["selfplay.seed_buffer_factor=2", "selfplay.seed_pass_max_rounds=3"],
+    )
+    with pytest.raises(RuntimeError, match="after 3 rounds the deduction buffer"):
+        sp.seed_pass()
+    assert len(backend.prompts) == 6

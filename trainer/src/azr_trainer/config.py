@@ -103,7 +103,8 @@ class SelfPlayConfig:
     seed_buffer_factor: int = 0
     validate_repeats: int = 2
     exec_timeout_s: float | None = None
-    #: Treat a proposal identical to one of its references as invalid.
+    #: During training, treat a proposal identical to a buffered task as invalid (the public
+    #: AZR code does not; the seed pass never adds a duplicate either way).
     reject_duplicates: bool = True
     #: Proposer reward ladder (rewards.PROPOSER_LADDERS): ``official`` (public AZR code:
     #: invalid −1, solve rate 0 or 1 → −0.5) or ``paper`` (invalid −0.5, solve rate 0 or 1 → 0).
@@ -116,6 +117,8 @@ class SelfPlayConfig:
     #: inputs that all run (public AZR code). ``lenient``: the inputs that ran are kept when
     #: at least ``induction_min_valid_inputs`` (and 2) did.
     induction_validity: str = "official"
+    #: Safety bound on the seed pass's rounds (it stops as soon as the buffers are full).
+    seed_pass_max_rounds: int = 1000
 
 
 @dataclass
@@ -222,6 +225,14 @@ class Config:
             raise ConfigError("selfplay.seed must be 'identity' or 'file'")
         if self.selfplay.batch_size < 1 or self.selfplay.learnability_rollouts < 1:
             raise ConfigError("selfplay.batch_size and learnability_rollouts must be >= 1")
+        sp = self.selfplay
+        if sp.seed_buffer_factor * sp.batch_size > sp.buffer_capacity:
+            raise ConfigError(
+                "selfplay.seed_buffer_factor × batch_size exceeds buffer_capacity: the seed pass "
+                "could never fill the buffers"
+            )
+        if sp.seed_pass_max_rounds < 1:
+            raise ConfigError("selfplay.seed_pass_max_rounds must be >= 1")
         if not 0 < self.optim.clip_ratio < 1:
             raise ConfigError("optim.clip_ratio must be in (0, 1)")
         return self

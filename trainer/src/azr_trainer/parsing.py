@@ -5,7 +5,9 @@ when it closes the thinking with ``</think>`` and then holds exactly one
 ``<answer>…</answer>`` section that contains the role's fenced blocks. Text after
 ``</answer>`` is ignored.
 
-Two extraction modes (``selfplay.answer_parsing``); the tags are required in both:
+Two extraction modes (``selfplay.answer_parsing``); the tags are required in both, except for
+proposals in the seed pass (``require_tags=False``, as the public AZR code's seeding), where
+blocks are looked for in the whole response when the tags are broken:
 
 * ``strict`` (``lenient=False``): the role's labelled fenced blocks must be there; the first one
   counts.
@@ -101,9 +103,18 @@ def _first_code(section: str) -> tuple[str | None, str]:
     return blocks[0], ""
 
 
-def parse_propose_code(response: str, lenient: bool = False) -> Parsed:
-    """Deduction/abduction proposal: a ```python block and an ```input block."""
+def _proposal_section(response: str, require_tags: bool) -> tuple[str | None, str]:
+    """The answer section; without ``require_tags`` (the seed pass) the whole response when
+    the tags are broken, so that the code blocks are found wherever they are."""
     section, why = answer_section(response)
+    if section is None and not require_tags:
+        return response, ""
+    return section, why
+
+
+def parse_propose_code(response: str, lenient: bool = False, require_tags: bool = True) -> Parsed:
+    """Deduction/abduction proposal: a ```python block and an ```input block."""
+    section, why = _proposal_section(response, require_tags)
     if section is None:
         return fail(why)
     program, why = _first_code(section) if lenient else _single(section, "python")
@@ -115,13 +126,15 @@ def parse_propose_code(response: str, lenient: bool = False) -> Parsed:
     return Parsed(ok=True, program=program, input=inp.strip())
 
 
-def parse_propose_induction(response: str, max_inputs: int, lenient: bool = False) -> Parsed:
+def parse_propose_induction(
+    response: str, max_inputs: int, lenient: bool = False, require_tags: bool = True
+) -> Parsed:
     """Induction proposal: up to ``max_inputs`` ```input blocks and a ```message block.
 
     Strict: distinct inputs, the first ``max_inputs``. Lenient (official): the last
     ``max_inputs`` blocks, duplicates kept; the message may also be in ``<message>`` tags.
     """
-    section, why = answer_section(response)
+    section, why = _proposal_section(response, require_tags)
     if section is None:
         return fail(why)
     inputs: list[str] = []

@@ -233,9 +233,22 @@ class SelfPlay:
         return out_t, out_i
 
     # ------------------------------------------------------------------ propose
-    def propose(self, step: int, learnability: bool = True) -> list[Rollout]:
+    def propose(
+        self,
+        step: int,
+        learnability: bool = True,
+        task_types: Sequence[str] | None = None,
+        seeding: bool = False,
+    ) -> list[Rollout]:
+        """``batch_size`` proposals per task type, validated, scored and buffered.
+
+        ``seeding`` (the seed pass): the tag format is not required, only the blocks, and a
+        task already buffered is never added again (as the public AZR code's seeding), whatever
+        ``reject_duplicates`` (which rejects duplicates during training) says.
+        """
         specs: list[tuple[str, str, Any]] = []  # (task type, prompt, references or program)
-        for tt in self.sp.task_types:
+        tags = not seeding
+        for tt in self.sp.task_types if task_types is None else task_types:
             for _ in range(self.sp.batch_size):
                 if tt == "induction":
                     pool = self.buffers.program_pool()
@@ -254,12 +267,12 @@ class SelfPlay:
         for i, ((tt, _, ctx), g) in enumerate(zip(specs, gens, strict=False)):
             if tt == "induction":
                 p = parsing.parse_propose_induction(
-                    g.text, self.sp.induction_num_inputs, lenient=self.lenient
+                    g.text, self.sp.induction_num_inputs, lenient=self.lenient, require_tags=tags
                 )
                 if p.ok:
                     tasks.append(ValidateTask(f"p{step}-{i}", ctx, p.inputs))
             else:
-                p = parsing.parse_propose_code(g.text, lenient=self.lenient)
+                p = parsing.parse_propose_code(g.text, lenient=self.lenient, require_tags=tags)
                 if p.ok:
                     tasks.append(ValidateTask(f"p{step}-{i}", p.program, [p.input]))
             parsed.append(p)
@@ -287,7 +300,7 @@ class SelfPlay:
             if task is None and why:
                 ro.verdict = r.verdict if r.verdict != "ok" else "invalid"
                 ro.detail = why
-            if task is not None and self.sp.reject_duplicates:
+            if task is not None and (self.sp.reject_duplicates or seeding):
                 if task.key() in seen or self.buffers.get(tt).contains(task):
                     task, ro.verdict, ro.detail = None, "duplicate", "same as a buffered task"
             if task is None:
@@ -368,13 +381,36 @@ class SelfPlay:
     # ------------------------------------------------------------------ seed pass
     def seed_pass(self) -> None:
         """Paper: before training, the untrained model proposes until each buffer holds
-        ``seed_buffer_factor × batch_size`` tasks (no learnability, no update)."""
+        ``seed_buffer_factor × batch_size`` tasks (no learnability, no update).
+
+        As in the public AZR code, the proposals only need their code blocks, not the tag
+        format, and the pass goes on until the buffers are full: at most
+        ``seed_pass_max_rounds`` rounds, each proposing for the task types still short.
+        """
         factor = self.sp.seed_buffer_factor
         if factor <= 0:
             return
         target = factor * self.sp.batch_size
-        for _ in range(4 * factor):
-            if all(len(self.buffers.get(t)) >= target for t in self.sp.task_types):
+        max_rounds = self.sp.seed_pass_max_rounds
+        for rnd in range(1, max_rounds + 1):
+            short = [t for t in self.sp.task_types if len(self.buffers.get(t)) < target]
+            if not short:
                 break
-            self.propose(step=-1, learnability=False)
+            rollouts = self.propose(step=-1, learnability=False, task_types=short, seeding=True)
+            log.info(
+                "seed pass round %d: %d/%d proposals valid, buffers %s, target %d each",
+                rnd,
+                sum(1 for r in rollouts if r.passed),
+                len(rollouts),
+                self.buffers.sizes(),
+                target,
+            )
+        short = [t for t in self.sp.task_types if len(self.buffers.get(t)) < target]
+        if short:
+            raise RuntimeError(
+                f"seed pass: after {max_rounds} rounds the {', '.join(short)} buffer(s) still "
+                f"hold fewer than {target} tasks ({self.buffers.sizes()}); the model writes "
+                "too few valid programs. Raise selfplay.seed_pass_max_rounds, lower "
+                "selfplay.seed_buffer_factor, or start from selfplay.seed=file."
+            )
         log.info("after the seed pass: %s", self.buffers.sizes())
