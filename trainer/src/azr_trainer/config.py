@@ -135,6 +135,9 @@ class OptimConfig:
     entropy_coef: float = 0.001
     #: ``sample`` (paper equation) or ``token`` (official code: whiten over response tokens).
     normalize: str = "sample"
+    #: Response positions per fp32 log-softmax chunk in the update (memory: micro-batch ×
+    #: chunk × vocabulary × 4 bytes at a time).
+    logprob_chunk: int = 1024
 
 
 @dataclass
@@ -233,6 +236,8 @@ class Config:
             )
         if sp.seed_pass_max_rounds < 1:
             raise ConfigError("selfplay.seed_pass_max_rounds must be >= 1")
+        if self.optim.logprob_chunk < 1:
+            raise ConfigError("optim.logprob_chunk must be >= 1")
         if not 0 < self.optim.clip_ratio < 1:
             raise ConfigError("optim.clip_ratio must be in (0, 1)")
         return self
