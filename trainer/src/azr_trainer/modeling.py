@@ -32,15 +32,19 @@ def tiny_base_dir(cfg: Config) -> Path:
 def tiny_cache_dir(cfg: Config) -> Path | None:
     """Where a warmed-up tiny model is cached between runs (``AZR_TINY_CACHE``; ``off``: none).
 
-    The build is deterministic, so the key is a hash of everything that goes into it.
+    The build is deterministic, so the key is a hash of everything that goes into it, the
+    warm-up corpus included.
     """
     root = os.environ.get("AZR_TINY_CACHE", str(Path.home() / ".cache" / "azr-trainer"))
     if root.lower() in ("", "0", "off", "none"):
         return None
     import azr_trainer
+    from azr_trainer import warmup
 
+    corpus = warmup.tokenizer_corpus(cfg.selfplay.induction_num_inputs)
     key = json.dumps(
         {
+            "corpus": hashlib.sha256("\x00".join(corpus).encode()).hexdigest(),
             "tiny": dataclasses.asdict(cfg.model.tiny),
             "refs": cfg.selfplay.num_references,
             "inputs": cfg.selfplay.induction_num_inputs,
