@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from azr_trainer import parsing, prompts
-from azr_trainer.config import Config, data_root
-from azr_trainer.eval import datasets
+from azr_trainer.config import Config, data_root, repo_root
+from azr_trainer.eval import code_eval, code_sets, datasets
 from azr_trainer.eval.math_grader import extract_math_answer, is_equiv
 
 log = logging.getLogger(__name__)
@@ -137,7 +137,7 @@ def run_eval(
         gen_cfg = cfg.generation
         gen_cfg.batch_size = cfg.eval.batch_size
         backend = HFBackend(model, tok, gen_cfg, device, compute_dtype=to_dtype(cfg.model.dtype))
-    crux_needed = any(b in datasets.CRUX_SETS for b in cfg.eval.benchmarks)
+    crux_needed = any(b in datasets.CRUX_SETS or b in datasets.CODE_SETS for b in cfg.eval.benchmarks)
     if verifier is None and crux_needed:
         from azr_trainer.trainer import make_client
 
@@ -155,6 +155,22 @@ def run_eval(
         elif name in datasets.MATH_SETS:
             items_m = datasets.load_math(root, name, cfg.eval.limit)
             res, rows = eval_math(name, items_m, backend, max_new)
+        elif name in datasets.CODE_SETS:
+            path, kind = datasets.code_set_path(name, root, repo_root())
+            problems = code_sets.load_evalplus(path, kind, cfg.eval.limit)
+            code_res, rows = code_eval.eval_code(name, problems, backend, verifier, max_new)
+            log.info(
+                "%s: %d problems graded, %d skipped (reference failed every base input), "
+                "%d inputs dropped (reference failed or input too long)",
+                name,
+                code_res.n,
+                code_res.skipped_problems,
+                code_res.dropped_inputs,
+            )
+            results.append(
+                BenchResult(f"{name}-base", code_res.n, code_res.base_correct, code_res.unverified)
+            )
+            res = BenchResult(name, code_res.n, code_res.plus_correct, code_res.unverified)
         else:
             raise ValueError(f"unknown benchmark {name!r}")
         log.info("%s: %d/%d", name, res.correct, res.n)
