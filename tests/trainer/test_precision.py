@@ -96,3 +96,20 @@ def test_precision_settings_are_checked() -> None:
         assert torch.get_autocast_dtype("cpu") == torch.bfloat16 and torch.is_autocast_enabled("cpu")
     with precision.autocast(torch.device("cpu"), torch.float32):
         assert not torch.is_autocast_enabled("cpu")
+
+
+def test_lora_keeps_the_frozen_base_in_bf16_and_the_adapter_in_fp32(saved_tiny: Path) -> None:
+    pytest.importorskip("peft")
+    cfg = load_config(
+        overrides=[
+            f"model.name_or_path={saved_tiny}",
+            "model.dtype=bfloat16",
+            "model.device=cpu",
+            "model.lora.enabled=true",
+            "model.lora.r=4",
+        ]
+    )
+    model, _, _ = load_policy(cfg)
+    trainable = {p.dtype for p in model.parameters() if p.requires_grad}
+    frozen = {p.dtype for p in model.parameters() if not p.requires_grad}
+    assert trainable == {torch.float32} and frozen == {torch.bfloat16}
