@@ -126,6 +126,11 @@ def test_presets_load_with_paper_settings() -> None:
     assert paper.generation.temperature == 1.0
     assert (paper.generation.max_prompt_tokens, paper.generation.max_response_tokens) == (6144, 8096)
     assert paper.train.steps == 500 and paper.selfplay.num_references == 6
+    # the public AZR code's rules
+    sp = paper.selfplay
+    assert (sp.proposer_rewards, sp.answer_parsing, sp.induction_validity) == ("official",) * 3
+    assert sp.reject_duplicates is False and sp.seed_buffer_factor == 4
+    assert paper.model.dtype == "bfloat16" and paper.model.param_dtype == "float32"
     tiny = load_config(preset="tiny-cpu")
     assert tiny.model.name_or_path == "tiny" and tiny.model.device == "cpu"
 
@@ -157,6 +162,12 @@ def test_yaml_file_preset_and_overrides(tmp_path: Path) -> None:
         "optim.normalize=x",
         "train.tensorboard=maybe",
         "nokey",
+        "selfplay.proposer_rewards=generous",
+        "selfplay.answer_parsing=loose",
+        "selfplay.induction_validity=some",
+        "selfplay.seed_pass_max_rounds=0",
+        "selfplay.seed_buffer_factor=100",  # 100 × 4 > buffer_capacity 256
+        "model.dtype=float8",
     ],
 )
 def test_bad_config_is_rejected_with_the_field(override: str) -> None:

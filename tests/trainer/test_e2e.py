@@ -116,13 +116,14 @@ def test_eval_command_against_real_service(azr_service: str, tmp_path: Path) -> 
         tmp_path / "ev",
         **{
             "eval.output_dir": str(tmp_path / "ev" / "eval"),
-            "eval.benchmarks": "cruxeval-o,cruxeval-i,math500",
+            "eval.benchmarks": "cruxeval-o,cruxeval-i,math500,mbppplus-slice",
             "eval.max_new_tokens": "16",
             "model.tiny.warmup_steps": "0",
         },
     )
     results = run_eval(cfg)
-    assert [r.name for r in results] == ["cruxeval-o", "cruxeval-i", "math500"]
+    names = ["cruxeval-o", "cruxeval-i", "math500", "mbppplus-slice-base", "mbppplus-slice"]
+    assert [r.name for r in results] == names
     assert all(r.n == 2 and r.unverified == 0 for r in results)
     assert (tmp_path / "ev" / "eval" / "results.png").stat().st_size > 0
 

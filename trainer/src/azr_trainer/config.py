@@ -13,12 +13,17 @@ from typing import Any
 
 import yaml
 
+from azr_trainer.rewards import PROPOSER_LADDERS
+
 TASK_TYPES: tuple[str, ...] = ("deduction", "abduction", "induction")
 ROLES: tuple[str, ...] = ("propose", "solve")
 
 
 class ConfigError(ValueError):
     pass
+
+
+_DTYPE_NAMES = ("float32", "bfloat16", "float16")
 
 
 @dataclass
@@ -73,11 +78,15 @@ class ModelConfig:
     name_or_path: str = "tiny"
     #: GGUF file inside ``name_or_path`` (transformers converts it on load; needs ``gguf``).
     gguf_file: str | None = None
+    #: Compute dtype: forward passes run under torch.autocast in it (see precision.py).
     dtype: str = "float32"
     device: str = "auto"
     gradient_checkpointing: bool = False
     tiny: TinyModelConfig = field(default_factory=TinyModelConfig)
     lora: LoraConfig = field(default_factory=LoraConfig)
+    #: dtype of the trainable parameters and the AdamW state (fp32 master weights). bfloat16
+    #: here rounds away most updates at lr 1e-6.
+    param_dtype: str = "float32"
 
 
 @dataclass
@@ -105,9 +114,10 @@ class SelfPlayConfig:
     learnability_rollouts: int = 8
     #: Reference triplets shown to a deduction/abduction proposer (paper: K = 6).
     num_references: int = 6
-    #: Inputs an induction proposer writes (paper: 10); half are shown to the solver.
+    #: Inputs an induction proposer writes (paper: 10); half (rounded down) are shown to the solver.
     induction_num_inputs: int = 10
-    #: Fewest inputs that must run for an induction proposal to be valid.
+    #: Fewest inputs that must run for an induction proposal to be valid
+    #: (``induction_validity: lenient`` only).
     induction_min_valid_inputs: int = 2
     buffer_capacity: int = 16384
     #: ``identity`` or ``file``. With ``file`` the azr_seeds jsonl files below are loaded.
@@ -120,8 +130,22 @@ class SelfPlayConfig:
     seed_buffer_factor: int = 0
     validate_repeats: int = 2
     exec_timeout_s: float | None = None
-    #: Treat a proposal identical to one of its references as invalid.
+    #: During training, treat a proposal identical to a buffered task as invalid (the public
+    #: AZR code does not; the seed pass never adds a duplicate either way).
     reject_duplicates: bool = True
+    #: Proposer reward ladder (rewards.PROPOSER_LADDERS): ``official`` (public AZR code:
+    #: invalid −1, solve rate 0 or 1 → −0.5) or ``paper`` (invalid −0.5, solve rate 0 or 1 → 0).
+    proposer_rewards: str = "paper"
+    #: ``strict``: the role's labelled blocks are required. ``official``: the public AZR
+    #: code's lenient extraction (solver: with no block the whole <answer> text is the
+    #: answer; see parsing.py for each role).
+    answer_parsing: str = "strict"
+    #: ``official``: an induction proposal is valid only with exactly ``induction_num_inputs``
+    #: inputs that all run (public AZR code). ``lenient``: the inputs that ran are kept when
+    #: at least ``induction_min_valid_inputs`` (and 2) did.
+    induction_validity: str = "official"
+    #: Safety bound on the seed pass's rounds (it stops as soon as the buffers are full).
+    seed_pass_max_rounds: int = 1000
 
 
 @dataclass
@@ -138,6 +162,9 @@ class OptimConfig:
     entropy_coef: float = 0.001
     #: ``sample`` (paper equation) or ``token`` (official code: whiten over response tokens).
     normalize: str = "sample"
+    #: Response positions per fp32 log-softmax chunk in the update (memory: micro-batch ×
+    #: chunk × vocabulary × 4 bytes at a time).
+    logprob_chunk: int = 1024
 
 
 @dataclass
@@ -218,10 +245,19 @@ class Config:
         for t in self.selfplay.task_types:
             if t not in TASK_TYPES:
                 raise ConfigError(f"selfplay.task_types: unknown task type {t!r}")
+        for name in ("dtype", "param_dtype"):
+            if getattr(self.model, name) not in _DTYPE_NAMES:
+                raise ConfigError(f"model.{name} must be one of {', '.join(_DTYPE_NAMES)}")
         if self.optim.normalize not in ("sample", "token"):
             raise ConfigError("optim.normalize must be 'sample' or 'token'")
         if self.generation.backend not in ("hf", "vllm"):
             raise ConfigError("generation.backend must be 'hf' or 'vllm'")
+        if self.selfplay.proposer_rewards not in PROPOSER_LADDERS:
+            raise ConfigError(f"selfplay.proposer_rewards must be one of {', '.join(PROPOSER_LADDERS)}")
+        if self.selfplay.answer_parsing not in ("strict", "official"):
+            raise ConfigError("selfplay.answer_parsing must be 'strict' or 'official'")
+        if self.selfplay.induction_validity not in ("official", "lenient"):
+            raise ConfigError("selfplay.induction_validity must be 'official' or 'lenient'")
         if self.selfplay.seed not in ("identity", "file", "toy"):
             raise ConfigError("selfplay.seed must be 'identity', 'file' or 'toy'")
         if self.generation.prompt_style not in ("r1", "compact"):
@@ -240,6 +276,16 @@ class Config:
             raise ConfigError("train.eval_every must be >= 0")
         if self.selfplay.batch_size < 1 or self.selfplay.learnability_rollouts < 1:
             raise ConfigError("selfplay.batch_size and learnability_rollouts must be >= 1")
+        sp = self.selfplay
+        if sp.seed_buffer_factor * sp.batch_size > sp.buffer_capacity:
+            raise ConfigError(
+                "selfplay.seed_buffer_factor × batch_size exceeds buffer_capacity: the seed pass "
+                "could never fill the buffers"
+            )
+        if sp.seed_pass_max_rounds < 1:
+            raise ConfigError("selfplay.seed_pass_max_rounds must be >= 1")
+        if self.optim.logprob_chunk < 1:
+            raise ConfigError("optim.logprob_chunk must be >= 1")
         if not 0 < self.optim.clip_ratio < 1:
             raise ConfigError("optim.clip_ratio must be in (0, 1)")
         return self
