@@ -531,7 +531,7 @@ class Engine:
     def _literal(self, text: str, what: str) -> object | Finding:
         """`text` parsed as a literal, or the finding that says why it is not one."""
         sizes = self.settings.sizes
-        problem = static_checks._text_problem(text, what, sizes.max_answer_chars)
+        problem = static_checks.text_problem(text, what, sizes.max_answer_chars)
         if problem is not None:
             return Finding(Verdict.INVALID_INPUT, problem)
         try:
@@ -569,7 +569,7 @@ class Engine:
             finding = self._check_program(answer.program)
             if finding is not None:
                 return reject(finding)
-            problem = static_checks._text_problem(answer.answer, "answer", sizes.max_answer_chars)
+            problem = static_checks.text_problem(answer.answer, "answer", sizes.max_answer_chars)
             if problem is not None:
                 return reject(Finding(Verdict.INVALID_INPUT, problem))
             try:

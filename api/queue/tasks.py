@@ -33,11 +33,6 @@ def worker_engine() -> Engine:
         return _engine
 
 
-def set_worker_engine(engine: Engine | None) -> None:
-    global _engine
-    _engine = engine
-
-
 def execute_chunk(payload: Payload) -> list[dict[str, Any]]:
     from rq import get_current_job
 
