@@ -180,7 +180,8 @@ def _chunks(items: list[Any], size: int) -> list[list[Any]]:
 @register_section("engine")
 def engine_section(args: argparse.Namespace) -> dict[str, Any]:
     from executor import datasets
-    from executor.engine import Engine, EngineSettings
+    from executor.engine import Engine
+    from executor.settings import load_settings
     from executor.verdicts import Answer, ValidateTask, Verdict
 
     quick = bool(getattr(args, "quick", False))
@@ -195,20 +196,21 @@ def engine_section(args: argparse.Namespace) -> dict[str, Any]:
     rounds = 1 if quick else 3
     # A per-run tag makes every program new to the cache, so the cold phases really execute.
     tag = uuid.uuid4().hex[:8]
-    settings = EngineSettings()
+    settings = load_settings()
+    sandbox = settings.sandbox
     engine = Engine(settings)
     started = time.perf_counter()
     engine.start()
     startup_s = time.perf_counter() - started
     print(
-        f"\nengine: {settings.lanes} lanes x {settings.zygotes_per_lane} zygote(s), {settings.fast_slots} fast slot(s) each, "
+        f"\nengine: {sandbox.lanes} lanes x {sandbox.zygotes_per_lane} zygote(s), {sandbox.fast_slots} fast slot(s) each, "
         f"{os.cpu_count()} CPUs, started in {startup_s:.2f} s; workload: {len(seeds)} AZR seed triplets"
         f" x {rounds} round(s)"
     )
     rows: list[dict[str, Any]] = []
     figures: dict[str, Any] = {
-        "lanes": settings.lanes,
-        "zygotes_per_lane": settings.zygotes_per_lane,
+        "lanes": sandbox.lanes,
+        "zygotes_per_lane": sandbox.zygotes_per_lane,
         "startup_s": round(startup_s, 3),
         "seed_triplets": len(seeds),
     }
@@ -439,13 +441,14 @@ def flood_section(args: argparse.Namespace) -> dict[str, Any]:
     until a 10 s timeout: the latency the first client sees, idle and under the flood."""
     import threading
 
-    from executor.engine import Engine, EngineSettings
+    from executor.engine import Engine
+    from executor.settings import load_settings
     from executor.verdicts import ValidateTask, Verdict
 
     quick = bool(getattr(args, "quick", False))
     tag = uuid.uuid4().hex[:8]
     spin_timeout_s = 10.0
-    engine = Engine(EngineSettings())
+    engine = Engine(load_settings())
     engine.start()
 
     def single(index: int) -> tuple[float, bool]:

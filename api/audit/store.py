@@ -635,4 +635,3 @@ class RedisMirror:
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=self.block_ms / 1000 + 2)
-

@@ -35,7 +35,6 @@ interpreter exit).
 from __future__ import annotations
 
 import atexit
-import dataclasses
 import hashlib
 import logging
 import os
@@ -47,9 +46,9 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, cast
 
+from executor.limits import Limits
 from executor.sandbox.pool import (
     LAUNCH_PATH,
     RUNTIME_DIR,
@@ -58,6 +57,7 @@ from executor.sandbox.pool import (
     PoolConfig,
     SandboxPool,
 )
+from executor.settings import DockerSettings, load_settings
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +70,10 @@ LABEL_PARENT = "azr.owner.container"
 LABEL_SLOT = "azr.slot"
 CONTAINER_SOCKET_DIR = "/run/azr"
 SOCKET_NAME = "zygote.sock"
-DEFAULT_IMAGE = "azr/sandbox:latest"
 LABEL_RUNTIME_SHA = "azr.runtime.sha256"
+# Headroom above the children's memory for the zygote itself and the interpreter's own
+# mappings: the container's memory limit covers the zygote and all of its children.
+CONTAINER_MEMORY_HEADROOM_MB = 256
 # How often a channel with nothing outstanding checks its container (see _ChannelIO).
 IDLE_WATCHDOG_S = 60.0
 
@@ -153,18 +155,17 @@ def own_container_id() -> str:
     return ""
 
 
-def default_owner() -> str:
-    explicit = os.environ.get("AZR_WORKER_ID")
-    if explicit:
-        return re.sub(r"[^A-Za-z0-9_.-]", "-", explicit)[:48]
+def default_owner(configured: str = "") -> str:
+    """The owner label of this process's containers: `configured` (AZR_WORKER_ID, made
+    label-safe), else host, pid and a random suffix."""
+    if configured:
+        return re.sub(r"[^A-Za-z0-9_.-]", "-", configured)[:48]
     host = re.sub(r"[^A-Za-z0-9_.-]", "-", socket.gethostname())[:24]
     return f"{host}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
 def _default_socket_dir() -> str:
-    for candidate in (os.environ.get("AZR_SANDBOX_SOCKET_DIR"), "/run/azr-sandboxes", "/tmp/azr-sandboxes"):
-        if not candidate:
-            continue
+    for candidate in ("/run/azr-sandboxes", "/tmp/azr-sandboxes"):
         try:
             os.makedirs(candidate, mode=0o711, exist_ok=True)
         except OSError:
@@ -177,63 +178,27 @@ def _default_socket_dir() -> str:
 # --------------------------------------------------------------------------- config
 
 
-@dataclass
-class DockerSandboxConfig:
-    """How sandbox containers are made.  Every field has an AZR_SANDBOX_* variable."""
-
-    image: str = DEFAULT_IMAGE
-    owner: str = field(default_factory=default_owner)
-    # Where this process creates the per-container socket directories, and where the
-    # Docker *host* sees that same directory (they differ when the worker itself runs in
-    # a container: mount the host directory at the same path, or set both).
-    socket_dir: str = ""
-    host_socket_dir: str = ""
-    memory_mb: int = 768
-    pids_limit: int = 64
-    cpus: float = 1.0
-    tmpfs_mb: int = 16
-    runtime: str | None = None  # e.g. "runsc" for gVisor
-    # A cgroup to start the containers under (e.g. one with a larger CPU weight than
-    # Docker's shared /docker group; see docs/docker.md, "Performance").
-    cgroup_parent: str | None = None
-    start_timeout_s: float = 30.0
-    watchdog_s: float = 2.0
-    # Replace a container after it has been sent this many jobs (0 = never; it finishes
-    # the jobs it has first, see PoolConfig.recycle_after): limits what a long-lived
-    # container can accumulate.
-    recycle_after_jobs: int = 50_000
-    docker_url: str | None = None  # None: DOCKER_HOST or the default socket
-    reap_orphans: bool = True
-
-    @classmethod
-    def from_env(cls, **overrides: Any) -> DockerSandboxConfig:
-        env = os.environ
-        values: dict[str, Any] = {}
-        mapping: dict[str, tuple[str, Any]] = {
-            "image": ("AZR_SANDBOX_IMAGE", str),
-            "socket_dir": ("AZR_SANDBOX_SOCKET_DIR", str),
-            "host_socket_dir": ("AZR_SANDBOX_SOCKET_HOST_DIR", str),
-            "memory_mb": ("AZR_SANDBOX_MEMORY_MB", int),
-            "pids_limit": ("AZR_SANDBOX_PIDS_LIMIT", int),
-            "cpus": ("AZR_SANDBOX_CPUS", float),
-            "tmpfs_mb": ("AZR_SANDBOX_TMPFS_MB", int),
-            "runtime": ("AZR_SANDBOX_RUNTIME", str),
-            "cgroup_parent": ("AZR_SANDBOX_CGROUP_PARENT", str),
-            "recycle_after_jobs": ("AZR_SANDBOX_RECYCLE_AFTER", int),
-            "docker_url": ("AZR_DOCKER_URL", str),
+def resolved(config: DockerSettings, max_live: int, child_memory_mb: int) -> DockerSettings:
+    """`config` with everything left to the defaults filled in: the owner, the socket
+    directories, and the container's memory and pids limits (room for `max_live` children
+    of `child_memory_mb` each; see executor.sandbox.backends)."""
+    socket_dir = config.socket_dir or _default_socket_dir()
+    return config.model_copy(
+        update={
+            "owner": default_owner(config.owner),
+            "socket_dir": socket_dir,
+            "socket_host_dir": config.socket_host_dir or socket_dir,
+            # A container runs up to max_live children at once, each within its own memory
+            # limit: the container's limit covers them all, so that the cgroup's OOM killer
+            # never ends a child that kept to its own limit (a verdict must not depend on its
+            # neighbours). AZR_SANDBOX_MEMORY_MB caps a container lower.
+            "memory_mb": config.memory_mb
+            if config.memory_mb is not None
+            else child_memory_mb * max_live + CONTAINER_MEMORY_HEADROOM_MB,
+            # The zygote, docker-init and max_live children (pids count threads too).
+            "pids_limit": config.pids_limit if config.pids_limit is not None else max(64, 2 * max_live + 16),
         }
-        for name, (variable, kind) in mapping.items():
-            if env.get(variable):
-                values[name] = kind(env[variable])
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)
-
-    def resolved(self) -> DockerSandboxConfig:
-        if not self.socket_dir:
-            self.socket_dir = _default_socket_dir()
-        if not self.host_socket_dir:
-            self.host_socket_dir = self.socket_dir
-        return self
+    )
 
 
 def docker_client(url: str | None = None, timeout: float = 60.0):
@@ -337,7 +302,7 @@ class _ChannelIO:
 class DockerZygoteChannel:
     """One sandbox container running a zygote, reached over a bind-mounted unix socket."""
 
-    def __init__(self, client: Any, config: DockerSandboxConfig, slot: int, hash_seed: int) -> None:
+    def __init__(self, client: Any, config: DockerSettings, slot: int, hash_seed: int) -> None:
         self.client = client
         self.config = config
         self.slot = slot
@@ -346,7 +311,7 @@ class DockerZygoteChannel:
         self._start_watch()
         self.name = f"azr-sbx-{config.owner}-{slot}-{uuid.uuid4().hex[:6]}"[:128]
         self.local_dir = os.path.join(config.socket_dir, config.owner, self.name)
-        self.host_dir = os.path.join(config.host_socket_dir, config.owner, self.name)
+        self.host_dir = os.path.join(config.socket_host_dir, config.owner, self.name)
         os.makedirs(self.local_dir, mode=0o700, exist_ok=True)
         self.container = None
         self.sock: socket.socket | None = None
@@ -517,7 +482,7 @@ def _remove_container(container: Any) -> None:
             log.warning("could not remove sandbox container %s: %s", getattr(container, "name", "?"), exc)
 
 
-def _owner_labels(config: DockerSandboxConfig) -> dict[str, str]:
+def _owner_labels(config: DockerSettings) -> dict[str, str]:
     return {
         LABEL_SANDBOX: "1",
         LABEL_OWNER: config.owner,
@@ -534,8 +499,9 @@ def _owner_labels(config: DockerSandboxConfig) -> dict[str, str]:
 class DockerChannelFactory:
     """`factory(slot, hash_seed) -> DockerZygoteChannel`, as SandboxPool expects."""
 
-    def __init__(self, config: DockerSandboxConfig | None = None, client: Any = None) -> None:
-        self.config = (config or DockerSandboxConfig.from_env()).resolved()
+    def __init__(self, config: DockerSettings, client: Any = None) -> None:
+        """`config`: resolved (see `resolved`)."""
+        self.config = config
         self._client = client
         self._lock = threading.Lock()
         self.started = 0
@@ -553,7 +519,7 @@ class DockerChannelFactory:
         if not current:
             # Another runtime may speak another protocol (the streaming one is not the
             # batch one before it): refuse, unless told to go on regardless.
-            if "missing" in why or os.environ.get("AZR_SANDBOX_IMAGE_MISMATCH", "") != "warn":
+            if "missing" in why or self.config.image_mismatch != "warn":
                 raise DockerUnavailable(why + " (AZR_SANDBOX_IMAGE_MISMATCH=warn to start anyway)")
             log.warning("%s", why)
         if self.config.reap_orphans:
@@ -577,14 +543,20 @@ class DockerSandboxPool(SandboxPool):
     """A SandboxPool whose zygotes live in sandbox containers; removes them all on close."""
 
     def __init__(
-        self, config: PoolConfig | None = None, docker_config: DockerSandboxConfig | None = None
+        self,
+        config: PoolConfig | None = None,
+        docker_config: DockerSettings | None = None,
+        child_memory_mb: int = Limits().memory_mb,
     ) -> None:
-        self.docker_factory = DockerChannelFactory(docker_config)
+        """`docker_config`: default, the environment's (`executor.settings`); `child_memory_mb`:
+        the memory limit of one execution, which the container's own limit makes room for."""
         config = config or PoolConfig()
+        docker = docker_config if docker_config is not None else load_settings().docker
+        self.docker_factory = DockerChannelFactory(resolved(docker, config.max_live, child_memory_mb))
         if config.spawn_helper is None:  # the image's own build, not this host's
             config.spawn_helper = IMAGE_SPAWN_HELPER
         if not config.recycle_after:
-            config.recycle_after = self.docker_factory.config.recycle_after_jobs
+            config.recycle_after = self.docker_factory.config.recycle_after
         super().__init__(config, cast(ChannelFactory, self.docker_factory))
         self._atexit_registered = False
 
@@ -594,7 +566,7 @@ class DockerSandboxPool(SandboxPool):
 
     def sibling(self, config: PoolConfig) -> SandboxPool:
         """Containers of their own: closing the sibling removes only what it started."""
-        own = dataclasses.replace(self.docker_factory.config, owner=f"{self.owner}-probe"[:60])
+        own = self.docker_factory.config.model_copy(update={"owner": f"{self.owner}-probe"[:60]})
         return DockerSandboxPool(config, own)
 
     def start(self) -> None:
@@ -648,8 +620,8 @@ def cleanup_containers(owner: str | None = None, client: Any = None, socket_dir:
     for container in found:
         _remove_container(container)
     if owner:
-        for base in {socket_dir or "", os.environ.get("AZR_SANDBOX_SOCKET_DIR", "")} - {""}:
-            shutil.rmtree(os.path.join(base, owner), ignore_errors=True)
+        if socket_dir:
+            shutil.rmtree(os.path.join(socket_dir, owner), ignore_errors=True)
     return len(found)
 
 

@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 
 from executor.sandbox import docker_backend
-from executor.sandbox.docker_backend import DockerSandboxConfig, DockerZygoteChannel, _ChannelIO
+from executor.sandbox.docker_backend import DockerZygoteChannel, _ChannelIO
 from executor.sandbox.pool import ZYGOTE_ENVIRONMENT, PoolConfig, SandboxPool
 from executor.sandbox.protocol import SANDBOX_ERROR, SandboxJob
+from executor.settings import DockerSettings
 
 REPO = Path(__file__).resolve().parents[3]
 STANDIN = Path(__file__).resolve().with_name("standin_zygote.py")
@@ -27,7 +28,7 @@ class SocketStandinChannel(DockerZygoteChannel):
     """A DockerZygoteChannel whose "container" is a stand-in zygote on the other end of a
     unix socketpair (its stdin and stdout), so the socket I/O runs exactly as with Docker."""
 
-    def __init__(self, config: DockerSandboxConfig, slot: int, hash_seed: int, env: dict[str, str]) -> None:
+    def __init__(self, config: DockerSettings, slot: int, hash_seed: int, env: dict[str, str]) -> None:
         self.client = None
         self.config = config
         self.slot = slot
@@ -69,7 +70,7 @@ def socket_pool(tmp_path: Path):
     channels: list[SocketStandinChannel] = []
 
     def make(**overrides: Any) -> SandboxPool:
-        docker_config = DockerSandboxConfig(socket_dir=str(tmp_path), watchdog_s=0.2)
+        docker_config = DockerSettings(socket_dir=str(tmp_path), watchdog_s=0.2)
         env = {"STANDIN_LOG": str(tmp_path / "jobs.log")}
 
         def factory(slot: int, seed: int) -> SocketStandinChannel:
@@ -80,6 +81,7 @@ def socket_pool(tmp_path: Path):
         config = PoolConfig(
             **{
                 "lanes": 2,
+                "zygotes_per_lane": 1,
                 "spawn_helper": "",
                 "sandbox_uid_base": None,
                 "python": sys.executable,
