@@ -303,13 +303,11 @@ def test_orphans_of_a_dead_owner_are_reaped(
     seen_containers.add(container.id)
     # Pretend its owner died: re-label a copy is not possible, so check the predicate on
     # the labels with a pid that cannot exist, then remove through reap_orphans.
-    from executor.sandbox import docker_backend
+    from executor.sandbox.docker_backend.cleanup import owner_gone
 
     labels = dict(container.labels, **{LABEL_OWNER_PID: "999999999", LABEL_OWNER_START: "0"})
-    assert docker_backend._owner_gone(labels, docker_client, container.attrs["Created"]) is True
-    assert (
-        docker_backend._owner_gone(dict(container.labels), docker_client, container.attrs["Created"]) is False
-    )
+    assert owner_gone(labels, docker_client, container.attrs["Created"]) is True
+    assert owner_gone(dict(container.labels), docker_client, container.attrs["Created"]) is False
     assert reap_orphans(docker_client) == 0  # our own live containers are never reaped
     pool.close()
 
