@@ -15,9 +15,9 @@ from api import audit
 from api.audit import page
 from api.audit.records import id_key
 from api.audit.store import AuditQuery, SqliteStore
-from api.core.deps import require_key, settings_dep
 from api.core.responses import SafeHTMLResponse, encodable_json
 from api.core.text import escape_unencodable
+from api.routes.deps import require_key, settings_dep
 from executor.settings import Settings
 
 router = APIRouter(tags=["audit"])

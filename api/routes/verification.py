@@ -7,7 +7,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, HTTPException, Query, Response, status
 
 from api import metrics
-from api.core.deps import backend_dep, require_key, settings_dep, unprocessable
+from api.core.errors import unprocessable
+from api.routes.deps import backend_dep, require_key, settings_dep
 from api.schemas import (
     AnswerIn,
     ErrorOut,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from api.core.deps import too_large, unprocessable
+from api.core.errors import too_large, unprocessable
 from api.schemas import ValidateRequest, VerifyRequest
 from executor.settings import Settings, variable
 

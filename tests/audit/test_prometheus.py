@@ -115,7 +115,7 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         procs.append(
             subprocess.Popen(
-                [sys.executable, "-m", "executor.cli", "serve", "--port", str(queue_port)],
+                [sys.executable, "-m", "cli", "serve", "--port", str(queue_port)],
                 cwd=ROOT,
                 env=env,
                 stdout=subprocess.DEVNULL,

@@ -18,7 +18,7 @@ def run_check(tmp_path: Path, source: str, *args: str) -> tuple[int, dict]:
     program = tmp_path / "prog.py"
     program.write_text(source)
     done = subprocess.run(
-        [sys.executable, "-m", "executor.cli", "check", str(program), *args],
+        [sys.executable, "-m", "cli", "check", str(program), *args],
         capture_output=True,
         text=True,
         timeout=60,
@@ -55,7 +55,7 @@ def test_check_refuses_non_utf8_files_clearly(tmp_path: Path) -> None:
     program = tmp_path / "latin1.py"
     program.write_bytes(b"def f(a):\n    return '\xe9'\n")
     done = subprocess.run(
-        [sys.executable, "-m", "executor.cli", "check", str(program)],
+        [sys.executable, "-m", "cli", "check", str(program)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -70,7 +70,7 @@ def test_check_refuses_non_utf8_files_clearly(tmp_path: Path) -> None:
 def test_serve_stops_on_a_malformed_variable_with_one_line_naming_it(name: str, raw: str) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AZR_")}
     done = subprocess.run(
-        [sys.executable, "-m", "executor.cli", "serve", "--port", str(free_port())],
+        [sys.executable, "-m", "cli", "serve", "--port", str(free_port())],
         capture_output=True,
         text=True,
         timeout=60,

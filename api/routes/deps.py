@@ -1,4 +1,4 @@
-"""Request dependencies: the backend, authentication, request limits."""
+"""Request dependencies of the routes: the settings, the backend, authentication."""
 
 from __future__ import annotations
 
@@ -48,16 +48,3 @@ async def require_key(
             status.HTTP_401_UNAUTHORIZED, "unknown API key", headers={"WWW-Authenticate": "Bearer"}
         )
     return hashlib.sha256(offered).hexdigest()[:12]
-
-
-def too_large(field: str, size: int, limit: int, setting: str) -> HTTPException:
-    metrics.REJECTED.labels("too_large").inc()
-    return HTTPException(
-        413,
-        f"{field} has {size:,}; the limit is {limit:,} ({setting})",
-    )
-
-
-def unprocessable(field: str, message: str) -> HTTPException:
-    metrics.REJECTED.labels("invalid").inc()
-    return HTTPException(422, f"{field}: {message}")

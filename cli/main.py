@@ -18,6 +18,7 @@ import re
 import sys
 from pathlib import Path
 
+from bench.sections import SECTIONS
 from executor.settings import SettingsError, get_settings
 
 
@@ -62,7 +63,7 @@ def _plain(result: object) -> dict:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from executor.bench import run_benchmark
+    from bench.sections import run_benchmark
 
     return run_benchmark(args)
 
@@ -122,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--sections",
         default="engine",
-        help="comma-separated: engine (default), http, docker",
+        help=f"comma-separated, of: {', '.join(SECTIONS)} (default: engine)",
     )
     bench.set_defaults(func=cmd_bench)
 

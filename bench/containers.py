@@ -1,10 +1,5 @@
-"""Benchmark section: isolated executions/s on the Docker backend, the local backend, and
-one ``docker run`` per execution -- all in the same run, on the same program.
-
-Register in executor/bench.py::
-
-    from executor.sandbox.docker_bench import docker_section
-    SECTIONS["docker"] = docker_section
+"""Benchmark section ``docker``: isolated executions/s on the Docker backend, the local
+backend, and one ``docker run`` per execution -- all in the same run, on the same program.
 
 ``docker_section(args)`` reads optional attributes of ``args`` (an argparse Namespace or
 anything with attributes): ``docker_executions`` (default 2000 per round), ``docker_rounds`` (default 3: the
@@ -12,7 +7,7 @@ local and Docker pools are measured alternately and the medians compared),
 ``docker_run_executions`` (default 24), ``lanes`` (default 4), ``docker_image``.  It returns a JSON-able dict; when no
 Docker engine answers it returns ``{"skipped": "<why>"}`` instead of failing.
 
-Run alone: ``python -m executor.sandbox.docker_bench [--executions N] [--docker-run N]``.
+Run alone: ``python -m bench.containers [--executions N] [--docker-run N]``.
 """
 
 from __future__ import annotations
