@@ -25,6 +25,7 @@ from typing import Any
 from tqdm import tqdm
 
 from bench.sections import SectionUnavailable, print_table, row
+from executor.limits import Limits
 
 # An execution this long is the program's own work, not the executor's (reported apart).
 SLOW_EXECUTION_MS = 50
@@ -47,15 +48,20 @@ except BaseException as exc:
 """
 
 
-def baseline(jobs: list[tuple[str, str]], runs: int, workers: int, timeout_s: float = 5.0) -> dict[str, Any]:
-    """One fresh `/usr/bin/python3 -I -S` per execution, rlimits set, `workers` at a time."""
+def baseline(
+    jobs: list[tuple[str, str]], runs: int, workers: int, limits: Limits | None = None
+) -> dict[str, Any]:
+    """One fresh `/usr/bin/python3 -I -S` per execution, rlimits set (the engine's default
+    limits), `workers` at a time."""
+    limits = limits or Limits()
+    timeout_s = limits.timeout_s
     python = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
     latencies: list[float] = []
 
     def one(index: int) -> None:
         program, text = jobs[index % len(jobs)]
         payload = json.dumps(
-            {"program": program, "input": text, "cpu_s": int(timeout_s) + 1, "memory_mb": 512}
+            {"program": program, "input": text, "cpu_s": limits.cpu_seconds(), "memory_mb": limits.memory_mb}
         )
         started = time.perf_counter()
         try:

@@ -18,7 +18,7 @@ import re
 import sys
 from pathlib import Path
 
-from bench.sections import SECTIONS
+from bench.sections import SECTIONS, run_benchmark
 from executor.settings import SettingsError, get_settings
 
 
@@ -63,8 +63,6 @@ def _plain(result: object) -> dict:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from bench.sections import run_benchmark
-
     return run_benchmark(args)
 
 
