@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from azr_trainer.buffers import Buffers, TaskBuffer
-from azr_trainer.config import ConfigError, data_path, load_config, parse_override
+from azr_trainer.config import ConfigError, data_path, data_root, load_config, parse_override
 from azr_trainer.seeds import identity_seeds, load_induction_seeds, load_triplet_seeds
 from azr_trainer.tasks import InductionTask, Triplet
 
@@ -183,7 +183,14 @@ def test_parse_override_types() -> None:
 
 def test_data_root_relative_to_repo_and_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     cfg = load_config(preset="tiny-cpu")
-    monkeypatch.setenv("AZR_DATA_ROOT", str(tmp_path))
+    monkeypatch.delenv("AZR_DATA_ROOT", raising=False)
+    monkeypatch.setenv("AZR_DATA_DIR", str(tmp_path))
     assert data_path(cfg, "x/y.jsonl") == tmp_path / "x" / "y.jsonl"
-    monkeypatch.delenv("AZR_DATA_ROOT")
-    assert data_path(cfg, "cruxeval").parts[-3:] == ("shared", "data", "cruxeval")
+    monkeypatch.delenv("AZR_DATA_DIR")
+    # The default: the repository's own data/, which ships CRUXEval (no ../shared needed).
+    repository = Path(__file__).resolve().parents[2]
+    assert data_path(cfg, "cruxeval") == repository / "data" / "cruxeval"
+    assert (data_path(cfg, "cruxeval") / "cruxeval.jsonl").is_file()
+    monkeypatch.setenv("AZR_DATA_ROOT", str(tmp_path))  # the old name still works, with a warning
+    with pytest.warns(DeprecationWarning, match="AZR_DATA_DIR"):
+        assert data_root(cfg) == tmp_path

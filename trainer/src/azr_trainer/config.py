@@ -6,6 +6,7 @@ import dataclasses
 import os
 import types
 import typing
+import warnings
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -179,8 +180,9 @@ class ServiceConfig:
 
 @dataclass
 class DataConfig:
-    #: Root of the shared data; relative paths are resolved against the repository root.
-    root: str = "../shared/data"
+    #: Root of the data; relative paths are resolved against the repository root. The repository's
+    #: data/ ships CRUXEval and the AZR seeds; `make data` adds the math sets and MBPP+.
+    root: str = "data"
 
 
 @dataclass
@@ -425,7 +427,11 @@ def repo_root(start: Path | None = None) -> Path:
 
 
 def data_root(cfg: Config) -> Path:
-    env = os.environ.get("AZR_DATA_ROOT")
+    """``AZR_DATA_DIR`` (the service's variable too) if set, else ``data.root``."""
+    env = os.environ.get("AZR_DATA_DIR")
+    if not env and os.environ.get("AZR_DATA_ROOT"):
+        warnings.warn("AZR_DATA_ROOT is deprecated: set AZR_DATA_DIR", DeprecationWarning, stacklevel=2)
+        env = os.environ["AZR_DATA_ROOT"]
     root = Path(env) if env else Path(cfg.data.root)
     if not root.is_absolute():
         root = repo_root() / root
