@@ -6,7 +6,9 @@ It lets a model built from scratch show, in minutes on a CPU, that the self-play
   ``s[::-1]`` on short strings over a small alphabet) is small enough to learn, large enough
   that guessing scores little;
 * the supervised warm-up teaches the *form* only: proposer demonstrations are random members of
-  the family, solver demonstrations are well formed but carry random answers;
+  the family, solver demonstrations are well formed but carry random answers (a deduction
+  answer is the program's output on a random other input: the right type and range, right only
+  by chance);
 * a fixed held-out set (its own seed) measures greedy accuracy during training.
 
 Pure: nothing here runs a program. The outputs of the family's members are computed from the
@@ -126,12 +128,19 @@ class ToyFamily:
                 break
         return out
 
-    def random_answer(self, task_type: str, rng: random.Random) -> str:
-        """A well-formed answer unrelated to the task: what the warm-up teaches the solver."""
-        if task_type == "deduction":
-            return self.triplet(rng).output
-        if task_type == "abduction":
-            return self.triplet(rng).input
+    def member_of(self, program: str) -> ToyMember | None:
+        return next((m for m in self.members if m.program == program), None)
+
+    def random_answer(self, task_type: str, task: Triplet | InductionTask, rng: random.Random) -> str:
+        """A well-formed answer drawn without looking at the task's input: what the warm-up
+        shows the solver. Deduction: the program's output on a *random* input of the right
+        kind (right type and range, right only by chance). Abduction: a random input of the
+        right kind. Induction: a random member of the family."""
+        member = self.member_of(task.program)
+        if task_type == "deduction" and member is not None:
+            return repr(member.run(self.value(member.op.kind, rng)))
+        if task_type == "abduction" and member is not None:
+            return repr(self.value(member.op.kind, rng))
         return self.member(rng).program
 
 
@@ -150,7 +159,8 @@ def propose_code_response(family: ToyFamily, rng: random.Random) -> str:
 
 
 def propose_induction_response(family: ToyFamily, program: str, num_inputs: int, rng: random.Random) -> str:
-    kind = next((m.op.kind for m in family.members if m.program == program), "int")
+    member = family.member_of(program)
+    kind = member.op.kind if member is not None else "int"
     xs = family.distinct_values(kind, num_inputs, rng)
     body = "".join(f"```input\n{x!r}\n```\n" for x in xs)
     return wrap(body + f"```message\n{MESSAGE}\n```\n")
@@ -197,7 +207,7 @@ def demonstrations(
             task: Triplet | InductionTask
             task = family.induction(rng, num_inputs) if tt == "induction" else family.triplet(rng)
             prompt = prompts.solve_prompt(tt, task, style)
-            pairs.append((prompt, solve_response(tt, family.random_answer(tt, rng))))
+            pairs.append((prompt, solve_response(tt, family.random_answer(tt, task, rng))))
     return pairs
 
 
