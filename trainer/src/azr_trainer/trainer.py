@@ -13,12 +13,13 @@ from typing import Any
 import torch
 import yaml
 
-from azr_trainer import checkpoint
+from azr_trainer import checkpoint, parallel
 from azr_trainer.backends import make_backend
 from azr_trainer.buffers import Buffers
 from azr_trainer.config import Config
 from azr_trainer.metrics import MetricsSink, summarize
-from azr_trainer.modeling import load_policy, trainable_state
+from azr_trainer.modeling import load_policy
+from azr_trainer.parallel import LocalRuntime, Runtime
 from azr_trainer.selfplay import Rollout, SelfPlay, Verifier
 from azr_trainer.timing import PhaseTimer
 from azr_trainer.update import TrainSample, ppo_update
@@ -60,8 +61,10 @@ def to_samples(rollouts: list[Rollout]) -> list[TrainSample]:
 
 
 class Trainer:
-    def __init__(self, cfg: Config, verifier: Verifier | None = None) -> None:
+    def __init__(self, cfg: Config, verifier: Verifier | None = None, runtime: Runtime | None = None) -> None:
         self.cfg = cfg
+        #: One process (LocalRuntime) or N under accelerate (distributed.AccelerateRuntime).
+        self.rt = runtime if runtime is not None else LocalRuntime()
         self.out = Path(cfg.train.output_dir)
         self.out.mkdir(parents=True, exist_ok=True)
         if cfg.train.num_threads > 0:
@@ -69,7 +72,8 @@ class Trainer:
         seed_everything(cfg.train.seed)
         self.rng = random.Random(cfg.train.seed)
         self.verifier = verifier if verifier is not None else make_client(cfg)
-        self.model, self.tokenizer, self.device = load_policy(cfg)
+        with self.rt.main_first():  # rank 0 builds/caches the tiny model, the others load it
+            self.model, self.tokenizer, self.device = load_policy(cfg)
         self.model.train()
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(
@@ -79,13 +83,18 @@ class Trainer:
             weight_decay=cfg.optim.weight_decay,
         )
         self.ref_model = self._reference_model()
+        #: What the update runs (DDP/FSDP-wrapped under accelerate; ``self.model`` otherwise).
+        self.train_model, self.optimizer = self.rt.prepare(self.model, self.optimizer)
         self.backend = make_backend(cfg, self.model, self.tokenizer, self.device)
         self.buffers = Buffers(cfg.selfplay.buffer_capacity)
         self.timer = PhaseTimer()
-        self.selfplay = SelfPlay(cfg, self.backend, self.verifier, self.buffers, self.rng, self.timer)
+        self.selfplay = SelfPlay(
+            cfg, self.backend, self.verifier, self.buffers, self.rng, self.timer, runtime=self.rt
+        )
         self.step = 0
         self.sink: MetricsSink | None = None
-        (self.out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        if self.rt.is_main:
+            (self.out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
 
     def _reference_model(self) -> Any:
         if not self.cfg.optim.kl_coef:
@@ -103,7 +112,7 @@ class Trainer:
         resume = self.cfg.train.resume
         path: Path | None = None
         if resume == "auto":
-            path = checkpoint.latest_checkpoint(self.out)
+            path = self.rt.broadcast(checkpoint.latest_checkpoint(self.out))  # all ranks: rank 0's pick
         elif resume:
             path = Path(resume)
         if path is not None:
@@ -114,26 +123,40 @@ class Trainer:
             self.selfplay.seed_pass()
             self.timer.reset()
 
-    def save(self) -> Path:
-        lora = self.cfg.model.lora.enabled
-        return checkpoint.save_checkpoint(
-            self.out,
-            self.step,
-            trainable_state(self.model, lora),
+    def save(self) -> Path | None:
+        """Write a checkpoint (rank 0 only; the state is the same on every rank)."""
+        path = None
+        # gathered on rank 0 where the parameters are sharded (FSDP); a collective, so every rank
+        model_state = self.rt.model_state(self.model, self.cfg.model.lora.enabled)
+        optim_state = self.rt.optimizer_state(self.train_model, self.optimizer)
+        if self.rt.is_main:
+            path = checkpoint.save_checkpoint(
+                self.out,
+                self.step,
+                model_state,
+                optim_state,
+                self.buffers,
+                self.rng,
+                self.cfg.to_dict(),
+                keep=self.cfg.train.keep_checkpoints,
+            )
+        self.rt.barrier()
+        return path
+
+    def load(self, path: Path) -> None:
+        state = checkpoint.load_checkpoint(
+            path,
+            self.model,
             self.optimizer,
             self.buffers,
             self.rng,
-            self.cfg.to_dict(),
-            keep=self.cfg.train.keep_checkpoints,
+            load_states=self.rt.state_loader(self.train_model, self.optimizer),
         )
-
-    def load(self, path: Path) -> None:
-        state = checkpoint.load_checkpoint(path, self.model, self.optimizer, self.buffers, self.rng)
         self.step = int(state["step"])
         self.backend.sync_weights()
-        for name in ("metrics.jsonl", "samples.jsonl"):  # drop rows of steps to be redone
+        for name in ("metrics.jsonl", "samples.jsonl", parallel.REPLICAS_LOG):  # drop steps to redo
             log_path = self.out / name
-            if log_path.exists():
+            if self.rt.is_main and log_path.exists():
                 keep = [
                     line
                     for line in log_path.read_text().splitlines()
@@ -151,7 +174,7 @@ class Trainer:
         samples = to_samples(rollouts)
         with self.timer.phase("update"):
             stats = ppo_update(
-                self.model,
+                self.train_model,
                 self.optimizer,
                 samples,
                 self.cfg.optim,
@@ -159,10 +182,12 @@ class Trainer:
                 self.device,
                 self.rng,
                 ref_model=self.ref_model,
+                runtime=self.rt,
             )
             self.backend.sync_weights()
         total = time.perf_counter() - t0
-        self._log_samples(step, rollouts)
+        if self.rt.is_main:
+            self._log_samples(step, rollouts)
         metrics = summarize(rollouts)
         metrics.update({f"train/{k}": v for k, v in stats.items()})
         for name, secs in self.timer.reset().items():
@@ -171,6 +196,11 @@ class Trainer:
         metrics["time/service_fraction"] = metrics.get("time/service", 0.0) / max(total, 1e-9)
         for tt, n in self.buffers.sizes().items():
             metrics[f"buffer/{tt}"] = float(n)
+        if self.rt.world_size > 1:
+            metrics = parallel.reduce_metrics(self.rt, metrics)
+            parallel.check_replicas(
+                self.rt, self.out, step, self.model, self.buffers, self.rng, self.rt.replicates_params
+            )
         self.step += 1
         return metrics
 
@@ -199,13 +229,16 @@ class Trainer:
 
         self.setup()
         end = self.cfg.train.steps if steps is None else min(self.cfg.train.steps, steps)
-        self.sink = MetricsSink(self.out, tensorboard=self.cfg.train.tensorboard)
+        if self.rt.is_main:
+            self.sink = MetricsSink(self.out, tensorboard=self.cfg.train.tensorboard)
         history = []
-        bar = tqdm(total=end, initial=self.step, desc="steps", disable=not self.cfg.train.progress)
+        progress = self.cfg.train.progress and self.rt.is_main
+        bar = tqdm(total=end, initial=self.step, desc="steps", disable=not progress)
         try:
             while self.step < end:
                 metrics = self.train_step()
-                self.sink.log(self.step - 1, metrics)
+                if self.sink is not None:
+                    self.sink.log(self.step - 1, metrics)
                 history.append(metrics)
                 bar.update(1)
                 bar.set_postfix(
@@ -218,15 +251,19 @@ class Trainer:
                     self.save()
         finally:
             bar.close()
-            self.sink.close()
+            if self.sink is not None:
+                self.sink.close()
         return history
 
     def export(self, path: str | Path) -> None:
-        """Save the policy for ``azr-train eval`` (merged LoRA weights if any)."""
+        """Save the policy for ``azr-train eval`` (merged LoRA weights if any); rank 0 only."""
+        full = self.rt.export_state(self.model)  # gathered where parameters are sharded (FSDP)
+        if not self.rt.is_main:
+            return
         model = self.model
         if self.cfg.model.lora.enabled and hasattr(model, "merge_and_unload"):
             model = copy.deepcopy(model).merge_and_unload()
-        model.save_pretrained(path)
+        model.save_pretrained(path, **({"state_dict": full} if full is not None else {}))
         self.tokenizer.save_pretrained(path)
 
 
