@@ -61,7 +61,9 @@ if [[ ! -f "$stamp" ]]; then
     .venv/bin/pip install -q 'torch==2.13.0'
     .venv/bin/pip install -q -e '.[dev]'
     [[ -f client/pyproject.toml ]] && .venv/bin/pip install -q -e client
-    [[ -f trainer/pyproject.toml ]] && .venv/bin/pip install -q -e trainer
+    # accelerate (a dependency) and peft (the lora extra, for the LoRA tests); the constraint
+    # keeps pip from replacing the CPU torch with a multi-GB CUDA build
+    [[ -f trainer/pyproject.toml ]] && .venv/bin/pip install -q -c <(echo 'torch==2.13.0') -e 'trainer[lora]'
   else
     log "installing the service"
     .venv/bin/pip install -q -e .

@@ -67,6 +67,10 @@ class GenerationConfig:
     #: Prompts per ``generate`` call (HF backend).
     batch_size: int = 16
     vllm_gpu_memory_utilization: float = 0.4
+    #: The vLLM engine's dtype (null: model.dtype), e.g. bfloat16 with float32 master weights.
+    vllm_dtype: str | None = None
+    #: Largest batch of tensors handed to the engine per weight-sync call.
+    vllm_sync_bucket_mb: float = 512.0
 
 
 @dataclass
@@ -164,6 +168,11 @@ class TrainConfig:
     progress: bool = True
     #: torch CPU threads (0: torch's default).
     num_threads: int = 0
+    #: ``auto``: multi-process (accelerate) when launched with more than one process; ``on``:
+    #: through accelerate even with one (see azr_trainer/distributed.py).
+    distributed: str = "auto"
+    #: How long a rank waits for the others at a collective before the run fails.
+    distributed_timeout_s: int = 1800
 
 
 @dataclass
@@ -186,12 +195,16 @@ class Config:
                 raise ConfigError(f"selfplay.task_types: unknown task type {t!r}")
         if self.optim.normalize not in ("sample", "token"):
             raise ConfigError("optim.normalize must be 'sample' or 'token'")
+        if self.generation.vllm_dtype not in (None, "float32", "bfloat16", "float16"):
+            raise ConfigError("generation.vllm_dtype must be null, float32, bfloat16 or float16")
         if self.generation.backend not in ("hf", "vllm"):
             raise ConfigError("generation.backend must be 'hf' or 'vllm'")
         if self.selfplay.seed not in ("identity", "file"):
             raise ConfigError("selfplay.seed must be 'identity' or 'file'")
         if self.selfplay.batch_size < 1 or self.selfplay.learnability_rollouts < 1:
             raise ConfigError("selfplay.batch_size and learnability_rollouts must be >= 1")
+        if self.train.distributed not in ("auto", "on"):
+            raise ConfigError("train.distributed must be 'auto' or 'on'")
         if not 0 < self.optim.clip_ratio < 1:
             raise ConfigError("optim.clip_ratio must be in (0, 1)")
         return self
