@@ -168,7 +168,7 @@ class TrainConfig:
     progress: bool = True
     #: torch CPU threads (0: torch's default).
     num_threads: int = 0
-    #: ``auto``: multi-process (accelerate) when launched with more than one process; ``on``:
+    #: ``auto``: multi-process (accelerate) when launched with more than one process; ``always``:
     #: through accelerate even with one (see azr_trainer/distributed.py).
     distributed: str = "auto"
     #: How long a rank waits for the others at a collective before the run fails.
@@ -203,14 +203,14 @@ class Config:
             raise ConfigError("selfplay.seed must be 'identity' or 'file'")
         if self.selfplay.batch_size < 1 or self.selfplay.learnability_rollouts < 1:
             raise ConfigError("selfplay.batch_size and learnability_rollouts must be >= 1")
-        if self.train.distributed not in ("auto", "on"):
-            raise ConfigError("train.distributed must be 'auto' or 'on'")
+        if self.train.distributed not in ("auto", "always"):
+            raise ConfigError("train.distributed must be 'auto' or 'always'")
         if not 0 < self.optim.clip_ratio < 1:
             raise ConfigError("optim.clip_ratio must be in (0, 1)")
         return self
 
 
-PRESETS = ("tiny-cpu", "paper-7b")
+PRESETS = ("tiny-cpu", "paper-7b", "multi-gpu")
 
 
 # ----------------------------------------------------------------------------- building

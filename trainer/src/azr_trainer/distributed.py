@@ -35,8 +35,8 @@ T = TypeVar("T")
 
 
 def wanted(cfg: Config) -> bool:
-    """Run under accelerate? ``train.distributed``: ``on``, or ``auto`` (= launched with >1 process)."""
-    if cfg.train.distributed == "on":
+    """Run under accelerate? ``train.distributed``: ``always``, or ``auto`` (= launched with >1 process)."""
+    if cfg.train.distributed == "always":
         return True
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
