@@ -57,13 +57,18 @@ stamp=".venv/.installed-$level-$(stamp_of)"
 if [[ ! -f "$stamp" ]]; then
   .venv/bin/python -m pip install -q --upgrade pip
   if [[ "$level" == test ]]; then
-    log "installing the service, dev tools, client and trainer (CPU torch)"
-    .venv/bin/pip install -q 'torch==2.13.0'
-    .venv/bin/pip install -q -e '.[dev]'
-    [[ -f client/pyproject.toml ]] && .venv/bin/pip install -q -e client
-    # accelerate (a dependency) and peft (the lora extra, for the LoRA tests); the constraint
-    # keeps pip from replacing the CPU torch with a multi-GB CUDA build
-    [[ -f trainer/pyproject.toml ]] && .venv/bin/pip install -q -c <(echo 'torch==2.13.0') -e 'trainer[lora]'
+    log "installing the service, dev tools, client (+ trl, verl) and trainer (CPU torch)"
+    pin=(-c scripts/constraints-cpu.txt)
+    .venv/bin/pip install -q "${pin[@]}" 'torch==2.13.0'
+    .venv/bin/pip install -q "${pin[@]}" -e '.[dev]'
+    # The reward entry points are tested inside TRL and verl (tests/client/test_rewards_*.py).
+    # verl's declared deps (vLLM-era pins: transformers<5.11, ray[default], wandb, ...) are not
+    # what its reward managers need: verl itself goes in --no-deps, the client's `verl-reward`
+    # extra brings the modules its reward-manager import path uses.
+    [[ -f client/pyproject.toml ]] && .venv/bin/pip install -q "${pin[@]}" -e 'client[trl,verl-reward]' &&
+      .venv/bin/pip install -q --no-deps 'verl==0.9.1'
+    # accelerate (a dependency: multi-process training) and peft (the lora extra, for the LoRA tests)
+    [[ -f trainer/pyproject.toml ]] && .venv/bin/pip install -q "${pin[@]}" -e 'trainer[lora]'
   else
     log "installing the service"
     .venv/bin/pip install -q -e .

@@ -1,19 +1,25 @@
-"""A scripted HTTP server on loopback for exercising the client's retry/deadline logic.
+"""Fixtures for the client tests.
 
-This is not a verification service: it answers from a script (status codes, delays) and
-otherwise echoes trivially (an output equals its input; an answer is correct when it equals
-the gold output). The client's behaviour against the real service is covered by the trainer's
-end-to-end test.
+``scripted_server``: a scripted HTTP server on loopback for exercising the client's retry and
+deadline logic. It is not a verification service: it answers from a script (status codes,
+delays) and otherwise echoes trivially (an output equals its input; an answer is correct when
+it equals the gold output).
+
+``real_service``: the real ``azr-exec serve`` on loopback, for the reward entry points inside
+TRL and verl and for the README's examples. ``tiny_tokenizer``: a tokenizer trained here.
 """
 
 from __future__ import annotations
 
 import json
+import re
+import textwrap
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -146,3 +152,88 @@ def scripted_server():
     yield state
     server.shutdown()
     server.server_close()
+
+
+# ----------------------------------------------------------------------------- the real service
+@dataclass
+class RealService:
+    """A real `azr-exec serve` (embedded mode) on loopback, with its Prometheus counters."""
+
+    url: str
+
+    def counter(self, name: str, **labels: str) -> float:
+        """Sum of the samples of ``name`` whose labels include ``labels`` (0 when none yet)."""
+        import httpx
+
+        want = [f'{k}="{v}"' for k, v in labels.items()]
+        total = 0.0
+        for line in httpx.get(self.url + "/metrics", timeout=10).text.splitlines():
+            if line.startswith(name + "{") or line.startswith(name + " "):
+                head, _, value = line.rpartition(" ")
+                if all(w in head for w in want):
+                    total += float(value)
+        return total
+
+
+@pytest.fixture(scope="session")
+def real_service():
+    from tests.servers import running_service
+
+    with running_service() as service:
+        yield RealService(service.url)
+
+
+# ----------------------------------------------------------------------------- client/README.md
+README = Path(__file__).resolve().parents[2] / "client" / "README.md"
+#: The service addresses the README's examples use, replaced by the test service's.
+README_URLS = ("http://verifier:8000", "http://127.0.0.1:8000")
+_BLOCK = re.compile(r"^( *)```(\w+)\n(.*?)^\1```", re.MULTILINE | re.DOTALL)
+
+
+def readme_blocks(lang: str, url: str | None = None) -> list[str]:
+    """The README's fenced ``lang`` blocks, dedented, with the example URLs pointed at ``url``."""
+    blocks = []
+    for match in _BLOCK.finditer(README.read_text()):
+        if match.group(2) == lang:
+            text = textwrap.dedent(match.group(3))
+            for example in README_URLS:
+                text = text.replace(example, url or example)
+            blocks.append(text)
+    return blocks
+
+
+def readme_module(first_line: str, url: str, directory: Path) -> Path:
+    """Write the README's python block that starts with ``first_line`` (e.g. ``# azr_reward.py``)."""
+    [text] = [b for b in readme_blocks("python", url) if b.startswith(first_line + "\n")]
+    path = directory / first_line.removeprefix("# ")
+    path.write_text(text)
+    return path
+
+
+# ----------------------------------------------------------------------------- a tiny tokenizer
+TOKENIZER_CORPUS = [
+    "def f(a):\n    return a[::-1]\nf('abc') == 'cba'",
+    "<answer>```output\n[1, 2]\n```</answer> 0123456789 (), [] {} '' \"\" + - * / = < >",
+    "Predict the output of the program for the input.",
+]
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer():
+    """Byte-level BPE trained here (no hub): any text round-trips through encode/decode."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=300,
+        special_tokens=["<eos>", "<pad>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(TOKENIZER_CORPUS, trainer=trainer)
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<eos>", pad_token="<pad>")
+    tokenizer.padding_side = "left"
+    return tokenizer

@@ -70,6 +70,32 @@ class ClientSettings:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     user_agent: str = "azr-client/0.1"
 
+    @classmethod
+    def build(
+        cls,
+        base_url: str,
+        api_key: str | None,
+        max_batch: int,
+        concurrency: int,
+        request_timeout_s: float,
+        deadline_s: float,
+        retry: RetryPolicy | None,
+    ) -> ClientSettings:
+        """Settings from a client constructor's arguments (normalised, checked)."""
+        if max_batch < 1:
+            raise ValueError(f"max_batch must be >= 1, got {max_batch}")
+        if request_timeout_s <= 0 or deadline_s <= 0:
+            raise ValueError("request_timeout_s and deadline_s must be > 0")
+        return cls(
+            base_url=base_url.rstrip("/"),
+            api_key=api_key,
+            max_batch=max_batch,
+            concurrency=max(1, concurrency),
+            request_timeout_s=request_timeout_s,
+            deadline_s=deadline_s,
+            retry=retry or RetryPolicy(),
+        )
+
     def headers(self) -> dict[str, str]:
         h = {"User-Agent": self.user_agent, "Accept": "application/json"}
         if self.api_key:

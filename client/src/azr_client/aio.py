@@ -1,44 +1,26 @@
-"""Asyncio client: the same contract and guarantees as :class:`VerificationClient`,
-with the chunks of a big call sent concurrently (bounded by ``concurrency``)."""
+"""Asyncio client: drives the same plans as :class:`azr_client.VerificationClient`
+(:mod:`azr_client._plans`) with httpx.AsyncClient, ``asyncio.sleep`` and tasks (the chunks of a
+big call are sent concurrently, bounded by ``concurrency``)."""
 
 from __future__ import annotations
 
 import asyncio
-import random
-import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
-from azr_client import _core
-from azr_client._core import (
-    AuthenticationError,
-    ClientSettings,
-    Kind,
-    RetryPolicy,
-    ServiceUnavailableError,
-)
-from azr_client.models import (
-    Answer,
-    JobStatus,
-    ValidateResult,
-    ValidateTask,
-    VerifyResult,
-    answer_to_json,
-    task_to_json,
-)
+from azr_client._core import ClientSettings, RetryPolicy
+from azr_client._plans import Failure, Operations, Parallel, Plan, Reply, Request, Sleep, no_answer
+from azr_client.models import Answer, JobStatus, ValidateResult, ValidateTask, VerifyResult
 
-
-class _GaveUp(ServiceUnavailableError):
-    def __init__(self, verdict: str, detail: str) -> None:
-        super().__init__(detail)
-        self.verdict = verdict
-        self.detail = detail
+T = TypeVar("T")
 
 
 class AsyncVerificationClient:
-    """Async client for verification API v1 (see :class:`azr_client.VerificationClient`)."""
+    """Async client for verification API v1: the methods and guarantees of
+    :class:`azr_client.VerificationClient`, as coroutines (``validate_results`` and
+    ``verify_results`` only parse a finished job and are plain methods in both)."""
 
     def __init__(
         self,
@@ -52,23 +34,18 @@ class AsyncVerificationClient:
         retry: RetryPolicy | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self.settings = ClientSettings(
-            base_url=base_url.rstrip("/"),
-            api_key=api_key,
-            max_batch=max_batch,
-            concurrency=max(1, concurrency),
-            request_timeout_s=request_timeout_s,
-            deadline_s=deadline_s,
-            retry=retry or RetryPolicy(),
+        self.settings = ClientSettings.build(
+            base_url, api_key, max_batch, concurrency, request_timeout_s, deadline_s, retry
         )
+        self._ops = Operations(self.settings)
         self._http = httpx.AsyncClient(
             base_url=self.settings.base_url,
             headers=self.settings.headers(),
             transport=transport,
             timeout=request_timeout_s,
         )
-        self._rng = random.Random()
 
+    # ------------------------------------------------------------------ lifecycle
     async def aclose(self) -> None:
         await self._http.aclose()
 
@@ -78,7 +55,7 @@ class AsyncVerificationClient:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    # ------------------------------------------------------------------ public API
+    # ------------------------------------------------------------------ public API (see _plans.Operations)
     async def validate(
         self,
         tasks: Sequence[ValidateTask | Mapping[str, Any]],
@@ -87,9 +64,8 @@ class AsyncVerificationClient:
         run: str | None = None,
         step: int | None = None,
     ) -> list[ValidateResult]:
-        bodies = [task_to_json(t) for t in tasks]
-        extra = {"repeats": repeats, "timeout_s": timeout_s, "run": run, "step": step}
-        return await self._batched(_core.VALIDATE, bodies, extra)
+        """``POST /v1/validate``; one result per task, in the order given."""
+        return await self._drive(self._ops.validate(tasks, repeats, timeout_s, run, step))
 
     async def verify(
         self,
@@ -97,8 +73,8 @@ class AsyncVerificationClient:
         run: str | None = None,
         step: int | None = None,
     ) -> list[VerifyResult]:
-        bodies = [answer_to_json(a) for a in answers]
-        return await self._batched(_core.VERIFY, bodies, {"run": run, "step": step})
+        """``POST /v1/verify``; one result per answer, in the order given."""
+        return await self._drive(self._ops.verify(answers, run, step))
 
     async def submit_validate(
         self,
@@ -108,9 +84,8 @@ class AsyncVerificationClient:
         run: str | None = None,
         step: int | None = None,
     ) -> str:
-        bodies = [task_to_json(t) for t in tasks]
-        extra = {"repeats": repeats, "timeout_s": timeout_s, "run": run, "step": step}
-        return await self._submit(_core.VALIDATE, bodies, extra)
+        """``POST /v1/validate?wait=false``; returns the job id (no batching)."""
+        return await self._drive(self._ops.submit_validate(tasks, repeats, timeout_s, run, step))
 
     async def submit_verify(
         self,
@@ -118,133 +93,74 @@ class AsyncVerificationClient:
         run: str | None = None,
         step: int | None = None,
     ) -> str:
-        bodies = [answer_to_json(a) for a in answers]
-        return await self._submit(_core.VERIFY, bodies, {"run": run, "step": step})
+        """``POST /v1/verify?wait=false``; returns the job id (no batching)."""
+        return await self._drive(self._ops.submit_verify(answers, run, step))
 
     async def job(self, job_id: str) -> JobStatus:
-        resp = await self._send("GET", f"/v1/jobs/{job_id}", None, self._deadline())
-        _raise_for(resp)
-        return JobStatus.from_json(job_id, resp.json())
+        """``GET /v1/jobs/{job_id}``."""
+        return await self._drive(self._ops.job(job_id))
 
     async def wait_job(
         self, job_id: str, timeout_s: float = 300.0, poll_interval_s: float = 0.2
     ) -> JobStatus:
-        end = time.monotonic() + timeout_s
-        while True:
-            status = await self.job(job_id)
-            if status.done:
-                return status
-            if time.monotonic() >= end:
-                raise TimeoutError(f"job {job_id} still {status.status} after {timeout_s}s")
-            await asyncio.sleep(poll_interval_s)
+        """Poll a job until it is finished or failed; raises ``TimeoutError`` after ``timeout_s``."""
+        return await self._drive(self._ops.wait_job(job_id, timeout_s, poll_interval_s))
+
+    def validate_results(self, status: JobStatus) -> list[ValidateResult]:
+        """The typed results of a finished ``submit_validate`` job."""
+        return self._ops.validate_results(status)
+
+    def verify_results(self, status: JobStatus) -> list[VerifyResult]:
+        """The typed results of a finished ``submit_verify`` job."""
+        return self._ops.verify_results(status)
 
     async def healthz(self) -> bool:
-        return await self._probe("/healthz")
+        """``GET /healthz`` answered 200 (the process is up)."""
+        return await self._drive(self._ops.healthz())
 
     async def readyz(self) -> bool:
-        return await self._probe("/readyz")
+        """``GET /readyz`` answered 200 (the service can judge work now)."""
+        return await self._drive(self._ops.readyz())
 
-    # ------------------------------------------------------------------ internals
-    def _deadline(self) -> float:
-        return time.monotonic() + self.settings.deadline_s
+    # ------------------------------------------------------------------ the driver
+    async def _drive(self, plan: Plan[T]) -> T:
+        outcome: Any = None
+        while True:
+            try:
+                effect = plan.send(outcome)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+            if isinstance(effect, Request):
+                outcome = await self._perform(effect)
+            elif isinstance(effect, Sleep):
+                await asyncio.sleep(effect.seconds)
+                outcome = None
+            elif isinstance(effect, Parallel):
+                outcome = await self._parallel(effect)
+            else:  # pragma: no cover - a plan yielded something that is not an effect
+                raise TypeError(f"unknown effect {effect!r}")
 
-    async def _probe(self, path: str) -> bool:
-        try:
-            resp = await self._http.get(path, timeout=min(5.0, self.settings.request_timeout_s))
-        except httpx.HTTPError:
-            return False
-        return resp.status_code == 200
+    async def _parallel(self, effect: Parallel) -> list[Any]:
+        sem = asyncio.Semaphore(max(1, effect.limit))
 
-    async def _submit(self, kind: Kind, bodies: list[dict[str, Any]], extra: dict[str, Any]) -> str:
-        _core.check_unique_ids(bodies)
-        body = _core.build_body(kind, bodies, extra)
-        resp = await self._send("POST", kind.path, body, self._deadline(), params={"wait": "false"})
-        _raise_for(resp)
-        return str(resp.json()["job_id"])
-
-    async def _batched(self, kind: Kind, bodies: list[dict[str, Any]], extra: dict[str, Any]) -> list:
-        _core.check_unique_ids(bodies)
-        if not bodies:
-            return []
-        deadline = self._deadline()
-        sem = asyncio.Semaphore(self.settings.concurrency)
-
-        async def one(chunk: list[dict[str, Any]]) -> list:
+        async def one(plan: Plan[Any]) -> Any:
             async with sem:
-                return await self._run_chunk(kind, chunk, extra, deadline)
+                return await self._drive(plan)
 
-        parts = await asyncio.gather(*(one(c) for c in _core.chunked(bodies, self.settings.max_batch)))
-        return [r for part in parts for r in part]
+        return list(await asyncio.gather(*(one(p) for p in effect.plans)))
 
-    async def _run_chunk(
-        self, kind: Kind, chunk: list[dict[str, Any]], extra: dict[str, Any], deadline: float
-    ) -> list:
-        body = _core.build_body(kind, chunk, extra)
+    async def _perform(self, req: Request) -> Reply | Failure:
         try:
-            resp = await self._send("POST", kind.path, body, deadline)
-        except _GaveUp as gave_up:
-            return _core.fail_all(kind, chunk, gave_up.verdict, gave_up.detail)
-        action = _core.classify(resp.status_code)
-        if action == _core.OK:
-            try:
-                payload = resp.json()
-            except ValueError:
-                payload = None
-            return _core.collect_results(kind, chunk, payload)
-        if action == _core.AUTH:
-            raise AuthenticationError(_core.error_text(resp.status_code, resp.text))
-        if action == _core.SPLIT and len(chunk) > 1:
-            left, right = _core.split_halves(chunk)
-            return await self._run_chunk(kind, left, extra, deadline) + await self._run_chunk(
-                kind, right, extra, deadline
+            # wait_for guards against a server that trickles bytes forever.
+            resp = await asyncio.wait_for(
+                self._http.request(
+                    req.method, req.path, json=req.body, params=req.params, timeout=req.timeout_s
+                ),
+                timeout=req.timeout_s + 1.0,
             )
-        verdict = "bad_form" if action == _core.SPLIT else "sandbox_error"
-        detail = "client: rejected by service: " + _core.error_text(resp.status_code, resp.text)
-        return _core.fail_all(kind, chunk, verdict, detail)
-
-    async def _send(
-        self,
-        method: str,
-        path: str,
-        body: dict[str, Any] | None,
-        deadline: float,
-        params: dict[str, str] | None = None,
-    ) -> httpx.Response:
-        policy = self.settings.retry
-        last = "no attempt made"
-        for attempt in range(policy.max_attempts):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise _GaveUp("sandbox_error", f"client: deadline exceeded ({last})")
-            timeout = min(self.settings.request_timeout_s, remaining)
-            retry_after: float | None = None
-            try:
-                # wait_for guards against a server that trickles bytes forever.
-                resp = await asyncio.wait_for(
-                    self._http.request(method, path, json=body, params=params, timeout=timeout),
-                    timeout=timeout + 1.0,
-                )
-            except (httpx.TimeoutException, asyncio.TimeoutError) as exc:
-                last = f"request timed out after {timeout:.1f}s ({type(exc).__name__})"
-            except httpx.TransportError as exc:
-                last = f"connection error: {type(exc).__name__}: {exc}"
-            else:
-                if _core.classify(resp.status_code) != _core.RETRY:
-                    return resp
-                last = _core.error_text(resp.status_code, resp.text)
-                retry_after = _core.parse_retry_after(resp.headers.get("Retry-After"))
-            if attempt + 1 >= policy.max_attempts:
-                break
-            wait = policy.delay(attempt, retry_after, self._rng)
-            if wait >= deadline - time.monotonic():
-                raise _GaveUp("sandbox_error", f"client: deadline exceeded ({last})")
-            await asyncio.sleep(wait)
-        raise _GaveUp("sandbox_error", f"client: gave up after {policy.max_attempts} attempts ({last})")
-
-
-def _raise_for(resp: httpx.Response) -> None:
-    action = _core.classify(resp.status_code)
-    if action == _core.AUTH:
-        raise AuthenticationError(_core.error_text(resp.status_code, resp.text))
-    if action != _core.OK:
-        raise ServiceUnavailableError(_core.error_text(resp.status_code, resp.text))
+        except (httpx.TimeoutException, asyncio.TimeoutError) as exc:
+            return no_answer(exc, req.timeout_s, timed_out=True)
+        except httpx.TransportError as exc:
+            return no_answer(exc, req.timeout_s, timed_out=False)
+        headers = {k.lower(): v for k, v in resp.headers.items()}
+        return Reply(resp.status_code, resp.content, headers)

@@ -1,40 +1,20 @@
-"""Blocking client. Chunks of a big call are sent in parallel from a small thread pool."""
+"""Blocking client: drives the plans of :mod:`azr_client._plans` with httpx.Client, ``time.sleep``
+and a small thread pool (the chunks of a big call are sent in parallel)."""
 
 from __future__ import annotations
 
-import random
-import threading
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
-from azr_client import _core
-from azr_client._core import (
-    AuthenticationError,
-    ClientSettings,
-    Kind,
-    RetryPolicy,
-    ServiceUnavailableError,
-)
-from azr_client.models import (
-    Answer,
-    JobStatus,
-    ValidateResult,
-    ValidateTask,
-    VerifyResult,
-    answer_to_json,
-    task_to_json,
-)
+from azr_client._core import ClientSettings, RetryPolicy
+from azr_client._plans import Failure, Operations, Parallel, Plan, Reply, Request, Sleep, no_answer
+from azr_client.models import Answer, JobStatus, ValidateResult, ValidateTask, VerifyResult
 
-
-class _GaveUp(ServiceUnavailableError):
-    def __init__(self, verdict: str, detail: str) -> None:
-        super().__init__(detail)
-        self.verdict = verdict
-        self.detail = detail
+T = TypeVar("T")
 
 
 class VerificationClient:
@@ -58,23 +38,16 @@ class VerificationClient:
         retry: RetryPolicy | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        self.settings = ClientSettings(
-            base_url=base_url.rstrip("/"),
-            api_key=api_key,
-            max_batch=max_batch,
-            concurrency=max(1, concurrency),
-            request_timeout_s=request_timeout_s,
-            deadline_s=deadline_s,
-            retry=retry or RetryPolicy(),
+        self.settings = ClientSettings.build(
+            base_url, api_key, max_batch, concurrency, request_timeout_s, deadline_s, retry
         )
+        self._ops = Operations(self.settings)
         self._http = httpx.Client(
             base_url=self.settings.base_url,
             headers=self.settings.headers(),
             transport=transport,
             timeout=request_timeout_s,
         )
-        self._rng = random.Random()
-        self._rng_lock = threading.Lock()
 
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:
@@ -86,7 +59,7 @@ class VerificationClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # ------------------------------------------------------------------ public API
+    # ------------------------------------------------------------------ public API (see _plans.Operations)
     def validate(
         self,
         tasks: Sequence[ValidateTask | Mapping[str, Any]],
@@ -96,9 +69,7 @@ class VerificationClient:
         step: int | None = None,
     ) -> list[ValidateResult]:
         """``POST /v1/validate``; one result per task, in the order given."""
-        bodies = [task_to_json(t) for t in tasks]
-        extra = {"repeats": repeats, "timeout_s": timeout_s, "run": run, "step": step}
-        return self._batched(_core.VALIDATE, bodies, extra)
+        return self._drive(self._ops.validate(tasks, repeats, timeout_s, run, step))
 
     def verify(
         self,
@@ -107,8 +78,7 @@ class VerificationClient:
         step: int | None = None,
     ) -> list[VerifyResult]:
         """``POST /v1/verify``; one result per answer, in the order given."""
-        bodies = [answer_to_json(a) for a in answers]
-        return self._batched(_core.VERIFY, bodies, {"run": run, "step": step})
+        return self._drive(self._ops.verify(answers, run, step))
 
     def submit_validate(
         self,
@@ -119,9 +89,7 @@ class VerificationClient:
         step: int | None = None,
     ) -> str:
         """``POST /v1/validate?wait=false``; returns the job id (no batching)."""
-        bodies = [task_to_json(t) for t in tasks]
-        extra = {"repeats": repeats, "timeout_s": timeout_s, "run": run, "step": step}
-        return self._submit(_core.VALIDATE, bodies, extra)
+        return self._drive(self._ops.submit_validate(tasks, repeats, timeout_s, run, step))
 
     def submit_verify(
         self,
@@ -130,141 +98,64 @@ class VerificationClient:
         step: int | None = None,
     ) -> str:
         """``POST /v1/verify?wait=false``; returns the job id (no batching)."""
-        bodies = [answer_to_json(a) for a in answers]
-        return self._submit(_core.VERIFY, bodies, {"run": run, "step": step})
+        return self._drive(self._ops.submit_verify(answers, run, step))
 
     def job(self, job_id: str) -> JobStatus:
         """``GET /v1/jobs/{job_id}``."""
-        resp = self._send("GET", f"/v1/jobs/{job_id}", None, self._deadline())
-        _raise_for(resp)
-        return JobStatus.from_json(job_id, resp.json())
+        return self._drive(self._ops.job(job_id))
 
     def wait_job(self, job_id: str, timeout_s: float = 300.0, poll_interval_s: float = 0.2) -> JobStatus:
-        """Poll a job until it is finished or failed; raises TimeoutError after ``timeout_s``."""
-        end = time.monotonic() + timeout_s
-        while True:
-            status = self.job(job_id)
-            if status.done:
-                return status
-            if time.monotonic() >= end:
-                raise TimeoutError(f"job {job_id} still {status.status} after {timeout_s}s")
-            time.sleep(poll_interval_s)
+        """Poll a job until it is finished or failed; raises ``TimeoutError`` after ``timeout_s``."""
+        return self._drive(self._ops.wait_job(job_id, timeout_s, poll_interval_s))
 
     def validate_results(self, status: JobStatus) -> list[ValidateResult]:
-        return [ValidateResult.from_json(r) for r in status.results or []]
+        """The typed results of a finished ``submit_validate`` job."""
+        return self._ops.validate_results(status)
 
     def verify_results(self, status: JobStatus) -> list[VerifyResult]:
-        return [VerifyResult.from_json(r) for r in status.results or []]
+        """The typed results of a finished ``submit_verify`` job."""
+        return self._ops.verify_results(status)
 
     def healthz(self) -> bool:
-        return self._probe("/healthz")
+        """``GET /healthz`` answered 200 (the process is up)."""
+        return self._drive(self._ops.healthz())
 
     def readyz(self) -> bool:
-        return self._probe("/readyz")
+        """``GET /readyz`` answered 200 (the service can judge work now)."""
+        return self._drive(self._ops.readyz())
 
-    # ------------------------------------------------------------------ internals
-    def _deadline(self) -> float:
-        return time.monotonic() + self.settings.deadline_s
-
-    def _probe(self, path: str) -> bool:
-        try:
-            resp = self._http.get(path, timeout=min(5.0, self.settings.request_timeout_s))
-        except httpx.HTTPError:
-            return False
-        return resp.status_code == 200
-
-    def _submit(self, kind: Kind, bodies: list[dict[str, Any]], extra: dict[str, Any]) -> str:
-        _core.check_unique_ids(bodies)
-        body = _core.build_body(kind, bodies, extra)
-        resp = self._send("POST", kind.path, body, self._deadline(), params={"wait": "false"})
-        _raise_for(resp)
-        return str(resp.json()["job_id"])
-
-    def _batched(self, kind: Kind, bodies: list[dict[str, Any]], extra: dict[str, Any]) -> list:
-        _core.check_unique_ids(bodies)
-        if not bodies:
-            return []
-        deadline = self._deadline()
-        chunks = list(_core.chunked(bodies, self.settings.max_batch))
-        if len(chunks) == 1 or self.settings.concurrency == 1:
-            parts = [self._run_chunk(kind, c, extra, deadline) for c in chunks]
-        else:
-            workers = min(self.settings.concurrency, len(chunks))
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                parts = list(pool.map(lambda c: self._run_chunk(kind, c, extra, deadline), chunks))
-        return [r for part in parts for r in part]
-
-    def _run_chunk(
-        self, kind: Kind, chunk: list[dict[str, Any]], extra: dict[str, Any], deadline: float
-    ) -> list:
-        body = _core.build_body(kind, chunk, extra)
-        try:
-            resp = self._send("POST", kind.path, body, deadline)
-        except _GaveUp as gave_up:
-            return _core.fail_all(kind, chunk, gave_up.verdict, gave_up.detail)
-        action = _core.classify(resp.status_code)
-        if action == _core.OK:
+    # ------------------------------------------------------------------ the driver
+    def _drive(self, plan: Plan[T]) -> T:
+        outcome: Any = None
+        while True:
             try:
-                payload = resp.json()
-            except ValueError:
-                payload = None
-            return _core.collect_results(kind, chunk, payload)
-        if action == _core.AUTH:
-            raise AuthenticationError(_core.error_text(resp.status_code, resp.text))
-        if action == _core.SPLIT and len(chunk) > 1:
-            left, right = _core.split_halves(chunk)
-            return self._run_chunk(kind, left, extra, deadline) + self._run_chunk(
-                kind, right, extra, deadline
+                effect = plan.send(outcome)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+            if isinstance(effect, Request):
+                outcome = self._perform(effect)
+            elif isinstance(effect, Sleep):
+                time.sleep(effect.seconds)
+                outcome = None
+            elif isinstance(effect, Parallel):
+                outcome = self._parallel(effect)
+            else:  # pragma: no cover - a plan yielded something that is not an effect
+                raise TypeError(f"unknown effect {effect!r}")
+
+    def _parallel(self, effect: Parallel) -> list[Any]:
+        if effect.limit <= 1 or len(effect.plans) <= 1:
+            return [self._drive(p) for p in effect.plans]
+        with ThreadPoolExecutor(max_workers=min(effect.limit, len(effect.plans))) as pool:
+            return list(pool.map(self._drive, effect.plans))
+
+    def _perform(self, req: Request) -> Reply | Failure:
+        try:
+            resp = self._http.request(
+                req.method, req.path, json=req.body, params=req.params, timeout=req.timeout_s
             )
-        verdict = "bad_form" if action == _core.SPLIT else "sandbox_error"
-        detail = "client: rejected by service: " + _core.error_text(resp.status_code, resp.text)
-        return _core.fail_all(kind, chunk, verdict, detail)
-
-    def _sleep_time(self, attempt: int, retry_after: float | None) -> float:
-        with self._rng_lock:
-            return self.settings.retry.delay(attempt, retry_after, self._rng)
-
-    def _send(
-        self,
-        method: str,
-        path: str,
-        body: dict[str, Any] | None,
-        deadline: float,
-        params: dict[str, str] | None = None,
-    ) -> httpx.Response:
-        """Send with retries until a final answer; raises :class:`_GaveUp` when out of time."""
-        policy = self.settings.retry
-        last = "no attempt made"
-        for attempt in range(policy.max_attempts):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise _GaveUp("sandbox_error", f"client: deadline exceeded ({last})")
-            timeout = min(self.settings.request_timeout_s, remaining)
-            retry_after: float | None = None
-            try:
-                resp = self._http.request(method, path, json=body, params=params, timeout=timeout)
-            except httpx.TimeoutException as exc:
-                last = f"request timed out after {timeout:.1f}s ({type(exc).__name__})"
-            except httpx.TransportError as exc:
-                last = f"connection error: {type(exc).__name__}: {exc}"
-            else:
-                if _core.classify(resp.status_code) != _core.RETRY:
-                    return resp
-                last = _core.error_text(resp.status_code, resp.text)
-                retry_after = _core.parse_retry_after(resp.headers.get("Retry-After"))
-            if attempt + 1 >= policy.max_attempts:
-                break
-            wait = self._sleep_time(attempt, retry_after)
-            remaining = deadline - time.monotonic()
-            if wait >= remaining:
-                raise _GaveUp("sandbox_error", f"client: deadline exceeded ({last})")
-            time.sleep(wait)
-        raise _GaveUp("sandbox_error", f"client: gave up after {policy.max_attempts} attempts ({last})")
-
-
-def _raise_for(resp: httpx.Response) -> None:
-    action = _core.classify(resp.status_code)
-    if action == _core.AUTH:
-        raise AuthenticationError(_core.error_text(resp.status_code, resp.text))
-    if action != _core.OK:
-        raise ServiceUnavailableError(_core.error_text(resp.status_code, resp.text))
+        except httpx.TimeoutException as exc:
+            return no_answer(exc, req.timeout_s, timed_out=True)
+        except httpx.TransportError as exc:
+            return no_answer(exc, req.timeout_s, timed_out=False)
+        headers = {k.lower(): v for k, v in resp.headers.items()}
+        return Reply(resp.status_code, resp.content, headers)

@@ -33,6 +33,25 @@ class TinyModelConfig:
     #: Supervised steps on canned well-formed responses so the random model emits tags.
     warmup_steps: int = 0
     warmup_lr: float = 3e-3
+    #: What the tokenizer and the warm-up are built from: ``canned`` (a dozen fixed programs)
+    #: or ``toy`` (the toy family of the ``toy`` section: form only, random solver answers).
+    demos: str = "canned"
+    warmup_batch_size: int = 8
+
+
+@dataclass
+class ToyConfig:
+    """The toy program family (``azr_trainer.toy``): used by ``selfplay.seed: toy``,
+    ``model.tiny.demos: toy`` and the ``toy`` held-out evaluation set."""
+
+    ops: list[str] = field(default_factory=lambda: ["add", "sub", "mul", "mod", "len", "head", "rev"])
+    max_int: int = 9
+    alphabet: str = "ab"
+    max_len: int = 3
+    #: Family members the buffers start with (each re-validated by the service).
+    seed_tasks: int = 16
+    #: Held-out tasks per task type for the ``toy`` evaluation set.
+    heldout_per_type: int = 64
 
 
 @dataclass
@@ -71,6 +90,8 @@ class GenerationConfig:
     vllm_dtype: str | None = None
     #: Largest batch of tensors handed to the engine per weight-sync call.
     vllm_sync_bucket_mb: float = 512.0
+    #: ``r1`` (the paper's prompts) or ``compact`` (same tasks and answer format, a few words).
+    prompt_style: str = "r1"
 
 
 @dataclass
@@ -173,6 +194,12 @@ class TrainConfig:
     distributed: str = "auto"
     #: How long a rank waits for the others at a collective before the run fails.
     distributed_timeout_s: int = 1800
+    #: Greedy held-out evaluation every this many steps (0: off), also before step 0 and at the end.
+    eval_every: int = 0
+    #: What it evaluates: ``toy`` (the toy family's held-out set), ``cruxeval-o``, ``cruxeval-i``.
+    eval_sets: list[str] = field(default_factory=lambda: ["cruxeval-o"])
+    #: At most this many problems per set (``toy`` uses ``toy.heldout_per_type`` per task type).
+    eval_limit: int = 64
 
 
 @dataclass
@@ -183,6 +210,7 @@ class Config:
     optim: OptimConfig = field(default_factory=OptimConfig)
     service: ServiceConfig = field(default_factory=ServiceConfig)
     data: DataConfig = field(default_factory=DataConfig)
+    toy: ToyConfig = field(default_factory=ToyConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
@@ -199,8 +227,22 @@ class Config:
             raise ConfigError("generation.vllm_dtype must be null, float32, bfloat16 or float16")
         if self.generation.backend not in ("hf", "vllm"):
             raise ConfigError("generation.backend must be 'hf' or 'vllm'")
-        if self.selfplay.seed not in ("identity", "file"):
-            raise ConfigError("selfplay.seed must be 'identity' or 'file'")
+        if self.selfplay.seed not in ("identity", "file", "toy"):
+            raise ConfigError("selfplay.seed must be 'identity', 'file' or 'toy'")
+        if self.generation.prompt_style not in ("r1", "compact"):
+            raise ConfigError("generation.prompt_style must be 'r1' or 'compact'")
+        if self.model.tiny.demos not in ("canned", "toy"):
+            raise ConfigError("model.tiny.demos must be 'canned' or 'toy'")
+        from azr_trainer.toy import OPS
+
+        unknown_ops = [o for o in self.toy.ops if o not in OPS]
+        if unknown_ops or not self.toy.ops:
+            raise ConfigError(f"toy.ops: unknown or empty {unknown_ops}; choose from {sorted(OPS)}")
+        for name in self.train.eval_sets:
+            if name not in HELDOUT_SETS:
+                raise ConfigError(f"train.eval_sets: unknown set {name!r}; choose from {HELDOUT_SETS}")
+        if self.train.eval_every < 0:
+            raise ConfigError("train.eval_every must be >= 0")
         if self.selfplay.batch_size < 1 or self.selfplay.learnability_rollouts < 1:
             raise ConfigError("selfplay.batch_size and learnability_rollouts must be >= 1")
         if self.train.distributed not in ("auto", "always"):
@@ -210,7 +252,8 @@ class Config:
         return self
 
 
-PRESETS = ("tiny-cpu", "paper-7b", "multi-gpu")
+PRESETS = ("tiny-cpu", "toy", "paper-7b", "multi-gpu")
+HELDOUT_SETS = ("toy", "cruxeval-o", "cruxeval-i")
 
 
 # ----------------------------------------------------------------------------- building

@@ -63,6 +63,13 @@ class MetricsSink:
                 self.writer.add_scalar(k, v, step)
             self.writer.flush()
 
+    def log_eval(self, step: int, metrics: dict[str, float]) -> None:
+        """Held-out accuracies: TensorBoard only (``eval.jsonl`` is written by the evaluator)."""
+        if self.writer is not None:
+            for k, v in metrics.items():
+                self.writer.add_scalar(k, v, step)
+            self.writer.flush()
+
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()

@@ -43,7 +43,9 @@ def tiny_cache_dir(cfg: Config) -> Path | None:
     key = json.dumps(
         {
             "tiny": dataclasses.asdict(cfg.model.tiny),
+            "toy": dataclasses.asdict(cfg.toy) if cfg.model.tiny.demos == "toy" else None,
             "refs": cfg.selfplay.num_references,
+            "prompt_style": cfg.generation.prompt_style,
             "inputs": cfg.selfplay.induction_num_inputs,
             "seed": cfg.train.seed,
             "version": azr_trainer.__version__,
@@ -76,7 +78,22 @@ def build_or_load_tiny(cfg: Config) -> tuple[Any, Any]:
         log.info("tiny model from cache %s", cache)
         return _load_tiny(base)
     tcfg = cfg.model.tiny
-    tok = tiny.train_tokenizer(warmup.tokenizer_corpus(cfg.selfplay.induction_num_inputs), tcfg.vocab_size)
+    sp = cfg.selfplay
+    pairs: list[tuple[str, str]] | None = None
+    if tcfg.demos == "toy":
+        import random
+
+        from azr_trainer import toy
+
+        family = toy.family_from_config(cfg.toy)
+        style = cfg.generation.prompt_style
+        corpus = toy.tokenizer_corpus(family, sp.num_references, sp.induction_num_inputs, style)
+        n_pairs = max(600, tcfg.warmup_steps * tcfg.warmup_batch_size)
+        rng = random.Random(cfg.train.seed + 1)
+        pairs = toy.demonstrations(family, n_pairs, rng, sp.num_references, sp.induction_num_inputs, style)
+    else:
+        corpus = warmup.tokenizer_corpus(sp.induction_num_inputs)
+    tok = tiny.train_tokenizer(corpus, tcfg.vocab_size)
     model = tiny.build_tiny_model(tcfg, tok, seed=cfg.train.seed)
     if tcfg.warmup_steps:
         with torch.random.fork_rng(devices=[]):
@@ -86,9 +103,11 @@ def build_or_load_tiny(cfg: Config) -> tuple[Any, Any]:
                 tok,
                 steps=tcfg.warmup_steps,
                 lr=tcfg.warmup_lr,
-                num_references=cfg.selfplay.num_references,
-                num_inputs=cfg.selfplay.induction_num_inputs,
+                num_references=sp.num_references,
+                num_inputs=sp.induction_num_inputs,
                 seed=cfg.train.seed,
+                batch_size=tcfg.warmup_batch_size,
+                pairs=pairs,
             )
         log.info("tiny model warm-up: loss %.3f -> %.3f", losses[0], losses[-1])
     base.mkdir(parents=True, exist_ok=True)

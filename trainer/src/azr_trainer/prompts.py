@@ -27,8 +27,47 @@ _RULES = (
 )
 
 
+#: ``r1``: the paper's prompts. ``compact``: the same tasks and answer format in a few words, for
+#: small models trained from scratch (the toy preset), where prompt length is most of the compute.
+PROMPT_STYLES: tuple[str, ...] = ("r1", "compact")
+COMPACT_TEMPLATE = "User: {instruction}\nAssistant: <think>"
+
+
 def r1(instruction: str) -> str:
     return R1_TEMPLATE.format(instruction=instruction.strip())
+
+
+def compact(instruction: str) -> str:
+    return COMPACT_TEMPLATE.format(instruction=instruction.strip())
+
+
+def _io_blocks(t: Triplet) -> str:
+    return f"```python\n{t.program.strip()}\n```\n```input\n{t.input.strip()}\n```\n```output\n{t.output.strip()}\n```\n"
+
+
+def _compact_propose_code(task_type: str, references: Sequence[Triplet]) -> str:
+    refs = "".join(_io_blocks(t) for t in references)
+    return compact(f"Propose a new {task_type} task (program f and one input) unlike these.\n{refs}")
+
+
+def _compact_propose_induction(program: str, num_inputs: int) -> str:
+    return compact(f"Propose {num_inputs} inputs and a message for f.\n```python\n{program.strip()}\n```")
+
+
+def _compact_solve(task_type: str, task: Triplet | InductionTask) -> str:
+    if task_type == "deduction":
+        assert isinstance(task, Triplet)
+        return compact(
+            f"Deduce the output.\n```python\n{task.program.strip()}\n```\n```input\n{task.input.strip()}\n```"
+        )
+    if task_type == "abduction":
+        assert isinstance(task, Triplet)
+        return compact(
+            f"Abduce an input.\n```python\n{task.program.strip()}\n```\n```output\n{task.output.strip()}\n```"
+        )
+    assert isinstance(task, InductionTask)
+    pairs = "".join(f"```input\n{i.strip()}\n```\n```output\n{o.strip()}\n```\n" for i, o in task.visible)
+    return compact(f"Induce f. Message: {task.message.strip()}\n{pairs}")
 
 
 def _triplet_block(t: Triplet, i: int) -> str:
@@ -38,8 +77,10 @@ def _triplet_block(t: Triplet, i: int) -> str:
     )
 
 
-def propose_code_prompt(task_type: str, references: Sequence[Triplet]) -> str:
+def propose_code_prompt(task_type: str, references: Sequence[Triplet], style: str = "r1") -> str:
     """Deduction/abduction proposer: a new program and one input, unlike the references."""
+    if style == "compact":
+        return _compact_propose_code(task_type, references)
     if task_type == "deduction":
         goal = (
             "Design a new Python program `f` and one input so that working out the output from "
@@ -65,8 +106,10 @@ def propose_code_prompt(task_type: str, references: Sequence[Triplet]) -> str:
     return r1(instruction)
 
 
-def propose_induction_prompt(program: str, num_inputs: int) -> str:
+def propose_induction_prompt(program: str, num_inputs: int, style: str = "r1") -> str:
     """Induction proposer: inputs for a given program and a message describing it."""
+    if style == "compact":
+        return _compact_propose_induction(program, num_inputs)
     instruction = (
         "## Task: propose an induction task\n"
         f"Here is a program. Write {num_inputs} different inputs for it, each the argument list "
@@ -117,7 +160,9 @@ def solve_induction_prompt(task: InductionTask) -> str:
     return r1(instruction)
 
 
-def solve_prompt(task_type: str, task: Triplet | InductionTask) -> str:
+def solve_prompt(task_type: str, task: Triplet | InductionTask, style: str = "r1") -> str:
+    if style == "compact":
+        return _compact_solve(task_type, task)
     if task_type == "deduction":
         assert isinstance(task, Triplet)
         return solve_deduction_prompt(task.program, task.input)

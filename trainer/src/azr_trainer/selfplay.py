@@ -176,7 +176,8 @@ class SelfPlay:
         self, items: list[tuple[str, Triplet | InductionTask]], step: int, desc: str, tag: str
     ) -> list[SolveOutcome]:
         """Generate one solver response per (task type, task), parse and verify them."""
-        gens = self._generate([prompts.solve_prompt(tt, t) for tt, t in items], desc)
+        style = self.cfg.generation.prompt_style
+        gens = self._generate([prompts.solve_prompt(tt, t, style) for tt, t in items], desc)
         parsed = [parsing.parse_solve(g.text, tt) for g, (tt, _) in zip(gens, items, strict=False)]
         answers, where = [], []
         for i, ((tt, task), p) in enumerate(zip(items, parsed, strict=False)):
@@ -198,6 +199,12 @@ class SelfPlay:
             cap = self.sp.buffer_capacity
             triplets = seeds.load_triplet_seeds(data_path(self.cfg, self.sp.seed_file), cap)
             inductions = seeds.load_induction_seeds(data_path(self.cfg, self.sp.induction_seed_file), cap)
+        elif self.sp.seed == "toy":
+            from azr_trainer import toy
+
+            family = toy.family_from_config(self.cfg.toy)
+            n, k = self.cfg.toy.seed_tasks, self.sp.induction_num_inputs
+            triplets, inductions = toy.seed_tasks(family, n, k, self.cfg.train.seed)
         else:
             triplets, inductions = seeds.identity_seeds()
         if self.sp.revalidate_seeds:
@@ -244,11 +251,14 @@ class SelfPlay:
                 if tt == "induction":
                     pool = self.buffers.program_pool()
                     program = self.rng.choice(pool).program if pool else IDENTITY_PROGRAM
-                    prompt = prompts.propose_induction_prompt(program, self.sp.induction_num_inputs)
+                    prompt = prompts.propose_induction_prompt(
+                        program, self.sp.induction_num_inputs, self.cfg.generation.prompt_style
+                    )
                     specs.append((tt, prompt, program))
                 else:
                     refs = self.buffers.get(tt).sample_references(self.sp.num_references, self.rng)
-                    specs.append((tt, prompts.propose_code_prompt(tt, refs), refs))
+                    style = self.cfg.generation.prompt_style
+                    specs.append((tt, prompts.propose_code_prompt(tt, refs, style), refs))
         gens = self._generate([s[1] for s in specs], f"propose {step}")
 
         # parse; well-formed proposals go to /v1/validate
@@ -344,7 +354,7 @@ class SelfPlay:
         outcomes = self.solve_many(items, step, f"solve {step}", "s")
         rollouts = []
         for (tt, task), o in zip(items, outcomes, strict=False):
-            prompt = prompts.solve_prompt(tt, task)
+            prompt = prompts.solve_prompt(tt, task, self.cfg.generation.prompt_style)
             ro = Rollout(tt, "solve", prompt, o.gen, well_formed=o.parsed.ok, passed=o.correct, reward=None)
             if o.result is None:
                 ro.reward = rewards.composite_reward(False, False, 0.0)

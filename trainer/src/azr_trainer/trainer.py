@@ -17,6 +17,7 @@ from azr_trainer import checkpoint, parallel
 from azr_trainer.backends import make_backend
 from azr_trainer.buffers import Buffers
 from azr_trainer.config import Config
+from azr_trainer.heldout import HeldOutEvaluator
 from azr_trainer.metrics import MetricsSink, summarize
 from azr_trainer.modeling import load_policy
 from azr_trainer.parallel import LocalRuntime, Runtime
@@ -93,6 +94,7 @@ class Trainer:
         )
         self.step = 0
         self.sink: MetricsSink | None = None
+        self.heldout = HeldOutEvaluator(cfg, self.backend, self.verifier)
         if self.rt.is_main:
             (self.out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
 
@@ -154,7 +156,7 @@ class Trainer:
         )
         self.step = int(state["step"])
         self.backend.sync_weights()
-        for name in ("metrics.jsonl", "samples.jsonl", parallel.REPLICAS_LOG):  # drop steps to redo
+        for name in ("metrics.jsonl", "samples.jsonl", "eval.jsonl", parallel.REPLICAS_LOG):  # redo
             log_path = self.out / name
             if self.rt.is_main and log_path.exists():
                 keep = [
@@ -204,6 +206,21 @@ class Trainer:
         self.step += 1
         return metrics
 
+    def _eval_due(self, end: int) -> bool:
+        every = self.cfg.train.eval_every
+        return bool(every) and (self.step % every == 0 or self.step == end)
+
+    def run_heldout(self) -> dict[str, float]:
+        """Greedy accuracy on the held-out sets at the current step, logged and kept in eval.jsonl."""
+        if not self.rt.is_main:  # rank 0 evaluates alone (greedy); the others wait at the next step
+            return {}
+        with self.timer.phase("eval"):
+            metrics = self.heldout.evaluate(self.step, self.out)
+        if self.sink is not None:
+            self.sink.log_eval(self.step, metrics)
+        log.info("held-out at step %d: %s", self.step, {k: round(v, 3) for k, v in metrics.items()})
+        return metrics
+
     def _log_samples(self, step: int, rollouts: list[Rollout]) -> None:
         """One example response per task type × role to ``samples.jsonl``, for inspection."""
         seen: set[tuple[str, str]] = set()
@@ -236,6 +253,8 @@ class Trainer:
         bar = tqdm(total=end, initial=self.step, desc="steps", disable=not progress)
         try:
             while self.step < end:
+                if self._eval_due(end):
+                    self.run_heldout()
                 metrics = self.train_step()
                 if self.sink is not None:
                     self.sink.log(self.step - 1, metrics)
@@ -247,6 +266,8 @@ class Trainer:
                     t=f"{metrics['time/step']:.1f}s",
                 )
                 every = self.cfg.train.save_every
+                if self.step == end and self._eval_due(end):
+                    self.run_heldout()
                 if (every and self.step % every == 0) or self.step == end:
                     self.save()
         finally:

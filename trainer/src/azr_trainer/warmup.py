@@ -123,12 +123,14 @@ def supervised_warmup(
     seed: int = 0,
     batch_size: int = 8,
     max_len: int = 1024,
+    pairs: list[tuple[str, str]] | None = None,
 ) -> list[float]:
-    """A few Adam steps of response-only cross-entropy on the demonstrations."""
+    """A few Adam steps of response-only cross-entropy on the demonstrations (``pairs``, or the
+    canned ones)."""
     if steps <= 0:
         return []
     rng = random.Random(seed)
-    data = demonstrations(max(60, steps * 2), rng, num_references, num_inputs)
+    data = pairs if pairs is not None else demonstrations(max(60, steps * 2), rng, num_references, num_inputs)
     encoded = []
     for p, r in data:
         p_ids = tokenizer(p, add_special_tokens=False)["input_ids"]
