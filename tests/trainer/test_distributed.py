@@ -273,3 +273,29 @@ def test_two_processes_match_one_and_resume(
     with proxy.lock:
         forwarded = len(proxy.records)
     assert _served_requests(azr_service) - served_before == forwarded
+
+
+def test_two_processes_with_lora_and_a_kl_reference(
+    azr_service: str, proxy: CountingProxy, tmp_path: Path, warm_base: Path
+) -> None:
+    """LoRA under DDP (only the adapter trains, the KL reference is the base with the adapter
+    off): the ranks stay identical, requests go once, checkpoints hold only the adapter."""
+    pytest.importorskip("peft")
+    out = _run_dir(tmp_path, "lora", warm_base)
+    _launch(
+        proxy.url,
+        out,
+        "lora",
+        "train.steps=2",
+        "model.lora.enabled=true",
+        "model.lora.r=4",
+        "optim.kl_coef=0.05",
+    )
+    rows = [json.loads(line) for line in (out / "replicas.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [0, 1] and all(r["ranks"][0] == r["ranks"][1] for r in rows)
+    assert not [k for k, n in Counter(proxy.items("lora")).items() if n > 1]
+    m = _metrics(out)
+    assert all(torch.isfinite(torch.tensor(r["train/loss"])) and r["train/kl"] >= 0 for r in m)
+    state = _params(_ckpt(out, 2))
+    assert state and all("lora_" in name for name in state)
+    assert (out / "final" / "config.json").exists()  # merged export by rank 0
