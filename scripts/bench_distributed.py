@@ -44,7 +44,15 @@ def run(procs: int, url: str, steps: int, out: Path, extra: list[str]) -> list[d
     ]
     cmd = [str(Path(sys.executable).parent / "accelerate"), "launch"]
     cmd += ["--config_file", str(ROOT / "trainer/accelerate/cpu-2proc.yaml"), "--num_processes", str(procs)]
-    cmd += ["--main_process_port", str(_free_port()), "-m", "azr_trainer.cli", "train", "--preset", "tiny-cpu"]
+    cmd += [
+        "--main_process_port",
+        str(_free_port()),
+        "-m",
+        "azr_trainer.cli",
+        "train",
+        "--preset",
+        "tiny-cpu",
+    ]
     for s in sets:
         cmd += ["--set", s]
     env = dict(os.environ, OMP_NUM_THREADS="1")

@@ -1,7 +1,7 @@
 """Two processes under ``accelerate launch`` (CPU, gloo) train the tiny model for 3 steps against
 a real ``azr-exec serve`` on loopback, and the run is checked against one process:
 
-* after every step the parameters, buffers and RNG states are bit-identical on both ranks;
+* after every step the parameters, buffers and trainer RNG are bit-identical on both ranks;
 * each step's rollouts, loss and update equal those of a one-process run of the same global
   batch and seed started from the same state (the two-process run's checkpoint);
 * every verdict request reached the service exactly once (a counting proxy sits between the

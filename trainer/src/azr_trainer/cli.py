@@ -92,6 +92,8 @@ def _train_distributed(cfg: Any, args: argparse.Namespace) -> int:
     from azr_trainer.trainer import make_client
 
     rt = distributed.AccelerateRuntime(cfg)
+    if not rt.is_main:  # one copy of the log: rank 0's
+        logging.getLogger().setLevel(logging.WARNING)
     client = make_client(cfg)
     if not parallel.call_on_main(rt, client.healthz):  # rank 0 talks to the service
         if rt.is_main:

@@ -269,7 +269,7 @@ _CHUNK = 1 << 24
 
 
 def state_checksum(buffers_state: dict[str, Any], rng_states: Sequence[Any]) -> str:
-    """Fingerprint of the replicated self-play state (buffers and RNG states)."""
+    """Fingerprint of the replicated self-play state (buffers and the trainer RNG state)."""
     h = hashlib.sha256(json.dumps(buffers_state, sort_keys=True, default=str).encode())
     for s in rng_states:
         if isinstance(s, torch.Tensor):
@@ -290,10 +290,12 @@ def check_replicas(
 ) -> list[dict[str, str]]:
     """Compare every rank's replicated state after ``step``; log it and stop on a mismatch.
 
-    The buffers, the RNG states and (unless parameters are sharded) the parameters must be
-    bit-identical on all ranks; rank 0 appends one row per step to ``replicas.jsonl``.
+    The buffers, the trainer's RNG (it drives every self-play decision) and, unless parameters
+    are sharded, the parameters must be bit-identical on all ranks; rank 0 appends one row per
+    step to ``replicas.jsonl``. torch's RNG is left out: sampling seeds come from rank 0's
+    (``draw_seed``), and dropout, where a model has it, rightly differs per rank.
     """
-    mine = {"state": state_checksum(buffers.state_dict(), [trainer_rng.getstate(), torch.get_rng_state()])}
+    mine = {"state": state_checksum(buffers.state_dict(), [trainer_rng.getstate()])}
     if compare_params:
         mine["params"] = params_checksum(model)
     rows = rt.all_gather(mine)

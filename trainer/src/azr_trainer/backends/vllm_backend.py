@@ -33,12 +33,13 @@ _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torc
 WeightSpec = dict[str, tuple[tuple[int, ...], torch.dtype]]
 
 
-def policy_weights(model: Any) -> Iterator[tuple[str, torch.Tensor]]:
+def policy_weights(model: Any, gather: bool = True) -> Iterator[tuple[str, torch.Tensor]]:
     """The policy's tensors under the names of its Hugging Face checkpoint.
 
     LoRA (peft): the adapter is merged in while the tensors are read and unmerged after, names
     lose peft's ``base_model.model.`` prefix and ``.base_layer``, adapter tensors are skipped.
-    FSDP2 shards (DTensor) are gathered with ``full_tensor()`` (a collective: every rank reads).
+    FSDP2 shards (DTensor) are gathered with ``full_tensor()`` (a collective: every rank reads);
+    ``gather=False`` leaves them as they are (their ``shape`` is already the full one).
     """
     peft = hasattr(model, "merge_adapter") and hasattr(model, "unmerge_adapter")
     if peft:
@@ -54,7 +55,7 @@ def policy_weights(model: Any) -> Iterator[tuple[str, torch.Tensor]]:
                     continue
                 name = name.removeprefix("base_model.model.").replace(".base_layer", "")
             t = value.detach()
-            if hasattr(t, "full_tensor"):
+            if gather and hasattr(t, "full_tensor"):
                 t = t.full_tensor()
             yield name, t
     finally:
@@ -140,7 +141,9 @@ class VLLMBackend:
         self._sampling_params = sampling_params
         #: names, shapes, dtypes the engine was built with (its checkpoint = the initial policy)
         self.spec: WeightSpec = {
-            name: (tuple(t.shape), self.dtype) for name, t in policy_weights(model) if t.is_floating_point()
+            name: (tuple(t.shape), self.dtype)
+            for name, t in policy_weights(model, gather=False)
+            if t.is_floating_point()
         }
 
     def _engine_tensors(self) -> Iterator[tuple[str, torch.Tensor]]:
