@@ -1,4 +1,4 @@
-.PHONY: serve test setup setup-test lint bench images stack
+.PHONY: serve test setup setup-test lint bench images stack data
 
 # Start the service on the embedded default (no Redis, no Docker): http://127.0.0.1:8000/docs
 serve: setup
@@ -15,10 +15,14 @@ setup:
 setup-test:
 	scripts/bootstrap.sh test
 
+# ruff format --check, ruff check, mypy (tests/test_lint.py) and the import layering (tests/test_layering.py).
 lint:
-	.venv/bin/ruff format --check executor api tests client trainer
-	.venv/bin/ruff check executor api tests client trainer
-	.venv/bin/mypy executor api
+	.venv/bin/pytest -q -p no:cacheprovider tests/test_lint.py tests/test_layering.py
+
+# The optional, larger data sets (MBPP+, the math sets) into data/, from ../shared/data when it is
+# there, else it says where to get them (scripts/data.sh). CRUXEval and the AZR seeds ship in data/.
+data:
+	scripts/data.sh
 
 bench: setup
 	.venv/bin/azr-exec bench

@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from executor.settings import EngineSettings
 from executor.verdicts import Verdict
 
 Id = Annotated[str, Field(min_length=1, max_length=256, description="Caller's id, echoed back.")]
@@ -44,7 +45,11 @@ class ValidateRequest(RunTagged):
         },
     )
     tasks: list[ValidateTaskIn] = Field(min_length=1)
-    repeats: int = Field(2, ge=1, description="Runs per input in different interpreters; outputs must agree.")
+    repeats: int = Field(
+        EngineSettings().repeats,
+        ge=1,
+        description="Runs per input in different interpreters; outputs must agree.",
+    )
     timeout_s: float | None = Field(
         None, gt=0, description="Per-execution wall-clock limit (capped by the server)."
     )

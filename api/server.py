@@ -15,11 +15,11 @@ from fastapi.staticfiles import StaticFiles
 
 from api import audit
 from api.core import responses
-from api.core.config import Settings, get_settings
 from api.core.middleware import LimitAndMeasure
 from api.routes import audit as audit_routes
 from api.routes import health, verification
 from api.services.backends import Backend, make_backend
+from executor.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,8 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
     app.include_router(audit_routes.router)
     app.mount("/audit/static", StaticFiles(directory=audit.STATIC_DIR), name="audit-static")
 
-    app.add_middleware(LimitAndMeasure, max_body_bytes=settings.max_body_bytes)
+    app.state.settings = settings
+    app.add_middleware(LimitAndMeasure, max_body_bytes=settings.api.max_body_bytes)
 
     return app
 
@@ -89,11 +90,8 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
     import uvicorn
 
     settings = get_settings()
-    mode = (
-        "queue (RQ at " + settings.redis_url + ")"
-        if settings.redis_url
-        else "embedded (in-process sandbox pool)"
-    )
+    redis_url = settings.queue.redis_url
+    mode = "queue (RQ at " + redis_url + ")" if redis_url else "embedded (in-process sandbox pool)"
     log.info("starting azr-exec serve on http://%s:%d in %s mode; docs at /docs", host, port, mode)
     if workers > 1:
         if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-REPOSITORY_DATA_DIR = Path(__file__).resolve().parents[1] / "data"  # shipped: CRUXEval, AZR seeds
-SHARED_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
-DEFAULT_DATA_DIR = REPOSITORY_DATA_DIR if REPOSITORY_DATA_DIR.is_dir() else SHARED_DATA_DIR
+from executor.settings import load_settings
 
 
 def data_dir() -> Path:
-    """`AZR_DATA_DIR` if set, else the repository's own `data/` (CRUXEval and the AZR seeds,
-    with their licences), else `../shared/data` beside the repository root."""
-    return Path(os.environ.get("AZR_DATA_DIR", str(DEFAULT_DATA_DIR)))
+    """The settings' `data.dir`: `AZR_DATA_DIR` if set, else the repository's own `data/`
+    (CRUXEval and the AZR seeds, with their licences)."""
+    return load_settings().data.dir
 
 
 @dataclass(frozen=True)

@@ -18,17 +18,16 @@ import threading
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any, Literal
-
-from pydantic import BaseModel, Field
+from typing import Any
 
 from executor import aggregate, literals, static_checks
 from executor.cache import MemoryCache, NoCache, ResultCache, cache_key
-from executor.limits import Limits, SizeLimits
-from executor.policy import Policy
+from executor.limits import Limits
+from executor.sandbox.backends import make_pool
 from executor.sandbox.pool import SandboxPool
 from executor.sandbox.protocol import SANDBOX_ERROR, ChildResult, SandboxJob
 from executor.sandbox.runtime import RUNTIME_VERSION
+from executor.settings import Settings
 from executor.verdicts import (
     Answer,
     Finding,
@@ -218,56 +217,22 @@ class _Validation:
     runs: _ValidationRuns
 
 
-class EngineSettings(BaseModel):
-    limits: Limits = Field(default_factory=Limits)
-    sizes: SizeLimits = Field(default_factory=SizeLimits)
-    policy: Policy = Field(default_factory=Policy)
-    backend: Literal["local", "docker"] = "local"
-    lanes: int = Field(
-        2,
-        ge=1,
-        le=64,
-        description="Distinct hash-seed lanes (the most repeats). With as many lanes as repeats, a valid "
-        "output holds under every hash seed the service uses, so every later run reproduces it.",
-    )
-    zygotes_per_lane: int = Field(2, ge=1, le=64)
-    fast_slots: int = Field(
-        2, ge=1, le=64, description="Children per zygote that may run at full priority at once."
-    )
-    max_live: int = Field(24, ge=1, le=1024, description="Live children per zygote, demoted ones included.")
-    demote_after_ms: float = Field(
-        50.0, gt=0, description="A child running longer is demoted: lowest priority, no fast slot."
-    )
-    allow_missing: tuple[str, ...] = Field(
-        (),
-        description="Confinement layers the sandbox may start without (landlock, seccomp, uid): "
-        "an explicit downgrade, shown in /readyz. Empty: a missing layer stops the service.",
-    )
-    sandbox_uid_base: int | None = Field(61000, description="First uid for children when root.")
-    max_timeout_s: float = Field(30.0, gt=0)
-    cache_entries: int = Field(100_000, ge=0)
-    retries: int = Field(1, ge=0, le=5, description="Re-runs of a sandbox_error before it is returned.")
-
-
 class Engine:
     """Validate proposals and verify answers. Thread-safe; one pool per engine."""
 
     def __init__(
         self,
-        settings: EngineSettings | None = None,
+        settings: Settings | None = None,
         cache: ResultCache | None = None,
         pool: SandboxPool | None = None,
     ) -> None:
-        self.settings = settings or EngineSettings()
+        """`settings`: the whole tree (default: read from the environment, `executor.settings`)."""
+        self.settings = settings if settings is not None else Settings()
         if cache is None:
-            entries = self.settings.cache_entries
+            entries = self.settings.cache.entries
             cache = MemoryCache(entries) if entries else NoCache()
         self.cache = cache
-        if pool is None:
-            from executor.sandbox.backends import make_pool
-
-            pool = make_pool(self.settings)
-        self.pool = pool
+        self.pool = pool if pool is not None else make_pool(self.settings)
         # Static checks are pure in (program, policy, sizes), and the last two are fixed for an
         # engine: remember recent programs' findings (a task's answers all repeat its program).
         policy, sizes = self.settings.policy, self.settings.sizes
@@ -303,7 +268,7 @@ class Engine:
         limits = self.settings.limits
         if timeout_s is not None:
             limits = limits.model_copy(
-                update={"timeout_s": min(float(timeout_s), self.settings.max_timeout_s)}
+                update={"timeout_s": min(float(timeout_s), self.settings.engine.max_timeout_s)}
             )
         return limits
 
@@ -325,7 +290,7 @@ class Engine:
         """Wait for results; re-run sandbox errors up to `retries` times, each on the lane
         (hash seed) it ran on, so the repeats of one input stay in distinct lanes."""
         results = [future.result() for future in futures]
-        for _ in range(self.settings.retries):
+        for _ in range(self.settings.sandbox.retries):
             again = [i for i, r in enumerate(results) if r.status == SANDBOX_ERROR]
             if not again:
                 break
@@ -342,11 +307,12 @@ class Engine:
     def validate(
         self,
         tasks: Sequence[ValidateTask],
-        repeats: int = 2,
+        repeats: int | None = None,
         timeout_s: float | None = None,
         client: str | None = None,
     ) -> list[ValidateResult]:
-        """Static checks, then `repeats` isolated runs per input; outputs must agree.
+        """Static checks, then `repeats` isolated runs per input (default: the settings'
+        `engine.repeats`); outputs must agree.
         `client` names who asked (an API key, a request): the pool shares its sandboxes
         fairly between clients; by default every call is its own client."""
         validation = self._start_validation(tasks, repeats, timeout_s, client or _new_client())
@@ -356,7 +322,7 @@ class Engine:
     async def validate_async(
         self,
         tasks: Sequence[ValidateTask],
-        repeats: int = 2,
+        repeats: int | None = None,
         timeout_s: float | None = None,
         client: str | None = None,
     ) -> list[ValidateResult]:
@@ -378,11 +344,13 @@ class Engine:
         return self._validation_results(validation)
 
     def _start_validation(
-        self, tasks: Sequence[ValidateTask], repeats: int, timeout_s: float | None, client: str
+        self, tasks: Sequence[ValidateTask], repeats: int | None, timeout_s: float | None, client: str
     ) -> _Validation:
         """Static checks, cache lookups, and the executions submitted (not awaited)."""
-        sizes, policy = self.settings.sizes, self.settings.policy
-        repeats = max(1, min(int(repeats), sizes.max_repeats, self.settings.lanes))
+        settings = self.settings
+        sizes, policy = settings.sizes, settings.policy
+        wanted = settings.engine.repeats if repeats is None else int(repeats)
+        repeats = max(1, min(wanted, sizes.max_repeats, settings.sandbox.lanes))
         limits = self.limits_for(timeout_s)
 
         program_findings: list[Finding | None] = []
@@ -531,7 +499,7 @@ class Engine:
     def _literal(self, text: str, what: str) -> object | Finding:
         """`text` parsed as a literal, or the finding that says why it is not one."""
         sizes = self.settings.sizes
-        problem = static_checks._text_problem(text, what, sizes.max_answer_chars)
+        problem = static_checks.text_problem(text, what, sizes.max_answer_chars)
         if problem is not None:
             return Finding(Verdict.INVALID_INPUT, problem)
         try:
@@ -569,7 +537,7 @@ class Engine:
             finding = self._check_program(answer.program)
             if finding is not None:
                 return reject(finding)
-            problem = static_checks._text_problem(answer.answer, "answer", sizes.max_answer_chars)
+            problem = static_checks.text_problem(answer.answer, "answer", sizes.max_answer_chars)
             if problem is not None:
                 return reject(Finding(Verdict.INVALID_INPUT, problem))
             try:

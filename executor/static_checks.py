@@ -20,7 +20,9 @@ from executor.policy import ATTRIBUTE_FUNCTIONS, Policy
 from executor.verdicts import Finding, Verdict
 
 
-def _text_problem(text: str, what: str, limit: int) -> str | None:
+def text_problem(text: str, what: str, limit: int) -> str | None:
+    """Why `text` (the request's `what`) cannot be checked at all, or None: over `limit`
+    characters, a NUL character, or not encodable as UTF-8."""
     if len(text) > limit:
         return f"the {what} has {len(text):,} characters; the limit is {limit:,}"
     if "\x00" in text:
@@ -385,7 +387,7 @@ def check_program(source: str, policy: Policy, sizes: SizeLimits) -> Finding | N
     """Syntax, form and policy of a program. None means it passed."""
     if not source.strip():
         return Finding(Verdict.BAD_FORM, "the program is empty; it must define a function f")
-    problem = _text_problem(source, "program", sizes.max_program_chars)
+    problem = text_problem(source, "program", sizes.max_program_chars)
     if problem:
         return Finding(Verdict.BAD_FORM, problem)
     tree = _parse(source, "exec", "<program>")
@@ -405,7 +407,7 @@ def check_program(source: str, policy: Policy, sizes: SizeLimits) -> Finding | N
 
 def check_arguments(text: str, policy: Policy, max_chars: int, what: str = "input") -> Finding | None:
     """An input is the text of one call's argument list: exactly `f(<text>)` and nothing more."""
-    problem = _text_problem(text, what, max_chars)
+    problem = text_problem(text, what, max_chars)
     if problem:
         return Finding(Verdict.INVALID_INPUT, problem)
     tree = _parse(f"f({text})", "eval", f"<{what}>")
@@ -437,7 +439,7 @@ def check_arguments(text: str, policy: Policy, max_chars: int, what: str = "inpu
 
 def check_expression(text: str, policy: Policy, max_chars: int, what: str = "answer") -> Finding | None:
     """An output or a predicted output: one Python expression, no statements."""
-    problem = _text_problem(text, what, max_chars)
+    problem = text_problem(text, what, max_chars)
     if problem:
         return Finding(Verdict.INVALID_INPUT, problem)
     if not text.strip():

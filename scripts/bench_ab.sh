@@ -13,8 +13,9 @@ out="$(mktemp -d)"
 for round in $(seq 1 "$rounds"); do
   for side in old new; do
     tree="$here"; [[ $side == old ]] && tree="$old_tree"
-    (cd "$tree" && PYTHONPATH="$tree" AZR_DATA_DIR="${AZR_DATA_DIR:-$here/../shared/data}" \
-      "$here/.venv/bin/python" -m executor.cli bench --sections engine --json "$out/$side-$round.json" >/dev/null 2>&1)
+    cli=cli; [[ -f "$tree/cli/main.py" ]] || cli=executor.cli   # the CLI's module before issue 14
+    (cd "$tree" && PYTHONPATH="$tree" AZR_DATA_DIR="${AZR_DATA_DIR:-$here/data}" \
+      "$here/.venv/bin/python" -m "$cli" bench --sections engine --json "$out/$side-$round.json" >/dev/null 2>&1)
     "$here/.venv/bin/python" - "$out/$side-$round.json" "$side" "$round" <<'PY'
 import json, sys
 rows = {r["name"]: r for r in json.load(open(sys.argv[1]))["sections"]["engine"]["rows"]}

@@ -1,6 +1,6 @@
-"""Test helpers: the real service and Redis as local processes (see api/local_stack.py)."""
+"""Test helpers: the real service and Redis as local processes (see bench/local_stack.py)."""
 
-from api.local_stack import (  # noqa: F401
+from bench.local_stack import (  # noqa: F401
     Service,
     free_port,
     persistent_redis,

@@ -24,6 +24,7 @@ from typing import Any
 from api.audit import metrics as audit_metrics
 from api.audit.records import AuditPolicy, build_records
 from api.audit.store import SCHEMA_VERSION, BackgroundWriter, RedisMirror, RedisStreamWriter, SqliteStore
+from executor.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
@@ -31,20 +32,21 @@ STATIC_DIR = str(Path(__file__).parent / "static")
 
 
 class AuditService:
-    def __init__(self, settings: Any, serve_reads: bool = False) -> None:
+    def __init__(self, settings: Settings, serve_reads: bool = False) -> None:
         self.settings = settings
-        self.enabled = bool(getattr(settings, "audit_enabled", True))
+        config = settings.audit
+        self.enabled = config.enabled
         self.policy = AuditPolicy(
-            sample_ok=float(getattr(settings, "audit_sample_ok", 0.01)),
-            sample_wrong=float(getattr(settings, "audit_sample_wrong", 0.0)),
-            max_program_chars=int(getattr(settings, "audit_max_program_chars", 8000)),
-            max_input_chars=int(getattr(settings, "audit_max_input_chars", 2000)),
+            sample_ok=config.sample_ok,
+            sample_wrong=config.sample_wrong,
+            max_program_chars=config.max_program_chars,
+            max_input_chars=config.max_input_chars,
         )
-        self.max_records = int(getattr(settings, "audit_max_records", 1_000_000))
-        self.max_age_s = float(getattr(settings, "audit_retention_days", 14.0)) * 86400
-        self.stream = str(getattr(settings, "audit_stream", "azr:audit"))
-        directory = Path(getattr(settings, "audit_dir", None) or ".azr-audit")
-        self.redis_url: str | None = getattr(settings, "redis_url", None)
+        self.max_records = config.max_records
+        self.max_age_s = config.retention_days * 86400
+        self.stream = config.stream
+        directory = Path(config.dir)
+        self.redis_url: str | None = settings.queue.redis_url
         self.mirror: RedisMirror | None = None
         self.writer: BackgroundWriter | None = None
         self.stream_writer: RedisStreamWriter | None = None
@@ -108,7 +110,7 @@ _service: AuditService | None = None
 _lock = threading.Lock()
 
 
-def configure(settings: Any, serve_reads: bool = True) -> AuditService:
+def configure(settings: Settings, serve_reads: bool = True) -> AuditService:
     """Install the audit service of this process (the API calls this at start-up)."""
     global _service
     with _lock:
@@ -122,8 +124,6 @@ def current() -> AuditService:
     """This process's audit service; workers get a write-only one from their settings."""
     global _service
     if _service is None:
-        from api.core.config import get_settings
-
         with _lock:
             if _service is None:
                 _service = AuditService(get_settings(), serve_reads=False)

@@ -635,7 +635,3 @@ class RedisMirror:
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=self.block_ms / 1000 + 2)
-
-
-def default_dir() -> str:
-    return os.environ.get("AZR_AUDIT_DIR") or str(Path.cwd() / ".azr-audit")

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from api import metrics
-from api.core.config import get_settings
 from api.services.execution import Payload, execute
 from executor.engine import Engine
+from executor.settings import get_settings
 
 _engine: Engine | None = None
 _lock = threading.Lock()
@@ -26,16 +26,11 @@ def worker_engine() -> Engine:
             from api.services.backends import make_engine
 
             settings = get_settings()
-            assert settings.redis_url, "a worker needs AZR_REDIS_URL"
-            cache = RedisCache(Redis.from_url(settings.redis_url), settings.cache_ttl_s)
+            assert settings.queue.redis_url, "a worker needs AZR_REDIS_URL"
+            cache = RedisCache(Redis.from_url(settings.queue.redis_url), settings.cache.ttl_s)
             _engine = make_engine(settings, cache)
             _engine.start()
         return _engine
-
-
-def set_worker_engine(engine: Engine | None) -> None:
-    global _engine
-    _engine = engine
 
 
 def execute_chunk(payload: Payload) -> list[dict[str, Any]]:

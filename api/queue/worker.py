@@ -14,7 +14,7 @@ from rq.intermediate_queue import IntermediateQueue
 from rq.job import Job
 from rq.worker import WorkerStatus
 
-from api.core.config import Settings, get_settings
+from executor.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,8 @@ class VerificationWorker(SimpleWorker):
 
 
 def _start_metrics_server(settings: Settings) -> None:
-    if not settings.worker_metrics_port:
+    port_from = settings.worker.metrics_port
+    if not port_from:
         return
     from prometheus_client import start_http_server
 
@@ -99,9 +100,9 @@ def _start_metrics_server(settings: Settings) -> None:
         REGISTRY.register(metrics.LIVE)
     except ValueError:
         pass
-    for port in range(settings.worker_metrics_port, settings.worker_metrics_port + 20):
+    for port in range(port_from, port_from + 20):
         try:
-            start_http_server(port, addr=os.environ.get("AZR_WORKER_METRICS_ADDR", "0.0.0.0"))
+            start_http_server(port, addr=settings.worker.metrics_addr)
             log.info("worker metrics on :%d/metrics", port)
             return
         except OSError:
@@ -113,27 +114,27 @@ def run_worker(burst: bool = False, name: str | None = None) -> int:
     from api.queue.tasks import worker_engine
 
     settings = get_settings()
-    if not settings.redis_url:
+    queue = settings.queue
+    if not queue.redis_url:
         raise SystemExit("error: set AZR_REDIS_URL (e.g. redis://127.0.0.1:6379/0) to run a worker")
-    redis = Redis.from_url(settings.redis_url)
+    redis = Redis.from_url(queue.redis_url)
     engine = worker_engine()  # warm the sandboxes before taking jobs
     failures = _self_test(engine)
     if failures:
         log.critical("sandbox self-test FAILED, refusing to serve: %s", "; ".join(failures))
         return 2
     _start_metrics_server(settings)
-    VerificationWorker.heartbeat_grace_s = settings.worker_heartbeat_grace_s
+    grace_s = settings.worker.heartbeat_grace_s
+    VerificationWorker.heartbeat_grace_s = grace_s
     worker = VerificationWorker(
-        [Queue(settings.queue_name, connection=redis)],
+        [Queue(queue.queue_name, connection=redis)],
         connection=redis,
         name=name or f"{socket.gethostname()}-{os.getpid()}",
         job_monitoring_interval=2,
-        worker_ttl=max(
-            20, 2 * settings.worker_heartbeat_grace_s
-        ),  # short blocking dequeues: maintenance runs often
-        maintenance_interval=settings.worker_maintenance_s,
+        worker_ttl=max(20, 2 * grace_s),  # short blocking dequeues: maintenance runs often
+        maintenance_interval=settings.worker.maintenance_s,
     )
-    log.info("worker %s serving queue %s", worker.name, settings.queue_name)
+    log.info("worker %s serving queue %s", worker.name, queue.queue_name)
     try:
         worker.work(burst=burst, with_scheduler=False, logging_level="INFO")
     finally:

@@ -15,10 +15,10 @@ from api import audit
 from api.audit import page
 from api.audit.records import id_key
 from api.audit.store import AuditQuery, SqliteStore
-from api.core.config import Settings
-from api.core.deps import require_key, settings_dep
 from api.core.responses import SafeHTMLResponse, encodable_json
 from api.core.text import escape_unencodable
+from api.routes.deps import require_key, settings_dep
+from executor.settings import Settings
 
 router = APIRouter(tags=["audit"])
 
@@ -144,10 +144,10 @@ def get_record(record_id: str, _key: KeyDep) -> dict[str, Any]:
 
 def page_auth(request: Request, settings: Annotated[Settings, Depends(settings_dep)]) -> bool:
     """With API keys configured, the page wants the key in the 'azr_key' cookie."""
-    if not settings.api_keys:
+    if not settings.api.api_keys:
         return True
     offered = request.cookies.get("azr_key", "").encode()
-    return any(secrets.compare_digest(offered, key.encode()) for key in settings.api_keys)
+    return any(secrets.compare_digest(offered, key.encode()) for key in settings.api.api_keys)
 
 
 PageAuth = Annotated[bool, Depends(page_auth)]

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Response, status
 
 from api import metrics
-from api.core.deps import backend_dep
+from api.routes.deps import backend_dep
 from api.services.backends import Backend
 
 router = APIRouter(tags=["health"])

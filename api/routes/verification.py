@@ -7,8 +7,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, HTTPException, Query, Response, status
 
 from api import metrics
-from api.core.config import Settings
-from api.core.deps import backend_dep, require_key, settings_dep, unprocessable
+from api.core.errors import unprocessable
+from api.routes.deps import backend_dep, require_key, settings_dep
 from api.schemas import (
     AnswerIn,
     ErrorOut,
@@ -22,6 +22,7 @@ from api.schemas import (
 from api.services import limits
 from api.services.backends import Backend, DeadlineExceeded, Overloaded
 from api.services.execution import Payload, validate_payload, verify_payload
+from executor.settings import Settings
 
 router = APIRouter(prefix="/v1", tags=["verification"])
 

@@ -14,9 +14,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol
 
 from api import audit, metrics
-from api.core.config import Settings
 from api.services.execution import Payload, execute, execute_async, is_small, items_of, with_items
 from executor.engine import Engine
+from executor.settings import Settings, variable
 
 log = logging.getLogger(__name__)
 
@@ -57,15 +57,13 @@ class Backend(Protocol):
 
 def make_engine(settings: Settings, cache: Any | None = None) -> Engine:
     """The engine of this process, on the sandbox backend the settings name (local or docker)."""
-    return Engine(
-        settings.engine_settings(), cache=metrics.CountingCache(cache) if cache is not None else None
-    )
+    return Engine(settings, cache=metrics.CountingCache(cache) if cache is not None else None)
 
 
 # ----------------------------------------------------------------------------- embedded
 
 
-DOWNGRADE_SETTING = "AZR_SANDBOX_ALLOW_MISSING"
+DOWNGRADE_SETTING = variable("sandbox.allow_missing")
 
 
 def confinement_view(zygotes: list[dict[str, Any]]) -> dict[str, Any]:
@@ -96,7 +94,7 @@ class EmbeddedBackend:
         self.settings = settings
         from executor.cache import MemoryCache
 
-        self.engine = make_engine(settings, MemoryCache(settings.cache_entries))
+        self.engine = make_engine(settings, MemoryCache(settings.cache.entries))
         self._threads = ThreadPoolExecutor(max_workers=8, thread_name_prefix="engine")
         self._jobs: OrderedDict[str, tuple[str, Future[list[dict[str, Any]]]]] = OrderedDict()
         self._lock = threading.Lock()
@@ -134,9 +132,10 @@ class EmbeddedBackend:
     def _admit(self, payload: Payload) -> int:
         count = len(items_of(payload))
         with self._lock:
-            if self._inflight + count > self.settings.max_inflight_executions:
+            bound = self.settings.api.max_inflight_executions
+            if self._inflight + count > bound:
                 raise Overloaded(
-                    f"{self._inflight} tasks are in flight; the bound is {self.settings.max_inflight_executions}",
+                    f"{self._inflight} tasks are in flight; the bound is {bound}",
                     retry_after_s=2,
                 )
             self._inflight += count
@@ -206,7 +205,8 @@ class EmbeddedBackend:
 def chunk_sizes(count: int, workers: int, settings: Settings) -> int:
     """Chunk size so a batch spreads over every worker (about 4 chunks each), within bounds."""
     target = math.ceil(count / max(1, workers * 4))
-    return max(settings.chunk_min_tasks, min(settings.chunk_max_tasks, target))
+    queue = settings.queue
+    return max(queue.chunk_min_tasks, min(queue.chunk_max_tasks, target))
 
 
 class QueueBackend:
@@ -218,10 +218,12 @@ class QueueBackend:
         from redis import Redis
         from rq import Queue
 
-        assert settings.redis_url
+        assert settings.queue.redis_url
         self.settings = settings
-        self.redis = Redis.from_url(settings.redis_url, health_check_interval=10, decode_responses=False)
-        self.queue = Queue(settings.queue_name, connection=self.redis)
+        self.redis = Redis.from_url(
+            settings.queue.redis_url, health_check_interval=10, decode_responses=False
+        )
+        self.queue = Queue(settings.queue.queue_name, connection=self.redis)
         self._last_cleanup = 0.0
 
     def start(self) -> None:
@@ -253,13 +255,15 @@ class QueueBackend:
         from rq import Retry
 
         depth = self.queue.count
-        if depth >= self.settings.max_queue_depth:
+        bound = self.settings.queue.max_queue_depth
+        if depth >= bound:
             raise Overloaded(
-                f"the queue holds {depth} chunks; the bound is {self.settings.max_queue_depth} (AZR_MAX_QUEUE_DEPTH)",
+                f"the queue holds {depth} chunks; the bound is {bound} ({variable('queue.max_queue_depth')})",
                 retry_after_s=5,
             )
         items = items_of(payload)
         size = chunk_sizes(len(items), self._workers(), self.settings)
+        queue = self.settings.queue
         request_id = uuid.uuid4().hex
         job_ids = []
         with self.redis.pipeline() as pipe:
@@ -269,11 +273,11 @@ class QueueBackend:
                     "api.queue.tasks.execute_chunk",
                     with_items(payload, items[start : start + size]),
                     job_id=job_id,
-                    result_ttl=self.settings.job_result_ttl_s,
-                    failure_ttl=self.settings.job_failure_ttl_s,
-                    ttl=self.settings.job_result_ttl_s,
-                    job_timeout=int(self.settings.request_deadline_s * 2),
-                    retry=Retry(max=self.settings.job_retries) if self.settings.job_retries else None,
+                    result_ttl=queue.job_result_ttl_s,
+                    failure_ttl=queue.job_failure_ttl_s,
+                    ttl=queue.job_result_ttl_s,
+                    job_timeout=int(self.settings.api.request_deadline_s * 2),
+                    retry=Retry(max=queue.job_retries) if queue.job_retries else None,
                     pipeline=pipe,
                 )
                 job_ids.append(job_id)
@@ -286,7 +290,7 @@ class QueueBackend:
                     "created": time.time(),
                 },
             )
-            pipe.expire(f"azr:request:{request_id}", self.settings.job_result_ttl_s)
+            pipe.expire(f"azr:request:{request_id}", queue.job_result_ttl_s)
             pipe.execute()
         return request_id
 
@@ -357,7 +361,7 @@ class QueueBackend:
         from redis.exceptions import ConnectionError as RedisConnectionError
 
         request_id = await asyncio.to_thread(self._enqueue, payload)
-        deadline = time.monotonic() + self.settings.request_deadline_s
+        deadline = time.monotonic() + self.settings.api.request_deadline_s
         # A poll is one pipelined round trip of chunk statuses (results are fetched once, at
         # the end), so a short first wait costs little and saves a small request most of it.
         delay = 0.001
@@ -436,6 +440,6 @@ class QueueBackend:
 
 
 def make_backend(settings: Settings) -> Backend:
-    if settings.redis_url:
+    if settings.queue.redis_url:
         return QueueBackend(settings)
     return EmbeddedBackend(settings)

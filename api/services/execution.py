@@ -12,7 +12,7 @@ from executor.verdicts import Answer, Case, ValidateTask
 Payload = dict[str, Any]
 
 
-def validate_payload(tasks: list[dict[str, Any]], repeats: int, timeout_s: float | None) -> Payload:
+def validate_payload(tasks: list[dict[str, Any]], repeats: int | None, timeout_s: float | None) -> Payload:
     return {"kind": "validate", "tasks": tasks, "repeats": repeats, "timeout_s": timeout_s}
 
 
@@ -82,7 +82,7 @@ def execute(engine: Engine, payload: Payload) -> list[dict[str, Any]]:
     kind = payload["kind"]
     if kind == "validate":
         validated = engine.validate(
-            _validate_tasks(payload), payload.get("repeats", 2), payload.get("timeout_s"), _client(payload)
+            _validate_tasks(payload), payload.get("repeats"), payload.get("timeout_s"), _client(payload)
         )
         results = [_result_dict(r) for r in validated]
     elif kind == "verify":
@@ -110,6 +110,6 @@ async def execute_async(engine: Engine, payload: Payload) -> list[dict[str, Any]
     """`execute` for a small validate payload (`is_small`), on the event loop."""
     started = time.perf_counter()
     validated = await engine.validate_async(
-        _validate_tasks(payload), payload.get("repeats", 2), payload.get("timeout_s"), _client(payload)
+        _validate_tasks(payload), payload.get("repeats"), payload.get("timeout_s"), _client(payload)
     )
     return _recorded("validate", payload, [_result_dict(r) for r in validated], started)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from api.core.config import Settings
-from api.core.deps import too_large, unprocessable
+from api.core.errors import too_large, unprocessable
 from api.schemas import ValidateRequest, VerifyRequest
+from executor.settings import Settings, variable
 
 
 def _text(field: str, text: str, limit: int, setting: str) -> None:
@@ -14,12 +14,13 @@ def _text(field: str, text: str, limit: int, setting: str) -> None:
 
 def _check_batch(field: str, ids: list[str], timeout_s: float | None, settings: Settings) -> None:
     """What every batch shares: its size, the per-execution timeout, unique ids."""
-    if len(ids) > settings.max_tasks_per_request:
-        raise too_large(field, len(ids), settings.max_tasks_per_request, f"AZR_MAX_TASKS_PER_REQUEST {field}")
-    if timeout_s is not None and timeout_s > settings.max_timeout_s:
+    most, longest = settings.api.max_tasks_per_request, settings.engine.max_timeout_s
+    if len(ids) > most:
+        raise too_large(field, len(ids), most, f"{variable('api.max_tasks_per_request')} {field}")
+    if timeout_s is not None and timeout_s > longest:
         raise unprocessable(
             "timeout_s",
-            f"{timeout_s:g} s is over the limit of {settings.max_timeout_s:g} s (AZR_MAX_TIMEOUT_S)",
+            f"{timeout_s:g} s is over the limit of {longest:g} s ({variable('engine.max_timeout_s')})",
         )
     seen: set[str] = set()
     for i, item_id in enumerate(ids):
@@ -31,37 +32,47 @@ def _check_batch(field: str, ids: list[str], timeout_s: float | None, settings: 
 
 
 def check_validate(request: ValidateRequest, settings: Settings) -> None:
+    sizes = settings.sizes
     _check_batch("tasks", [t.id for t in request.tasks], request.timeout_s, settings)
-    if request.repeats > settings.max_repeats:
+    if request.repeats > sizes.max_repeats:
         raise unprocessable(
-            "repeats", f"{request.repeats} is over the limit of {settings.max_repeats} (AZR_MAX_REPEATS)"
+            "repeats",
+            f"{request.repeats} is over the limit of {sizes.max_repeats} ({variable('sizes.max_repeats')})",
         )
     for i, task in enumerate(request.tasks):
-        _text(f"tasks[{i}].program", task.program, settings.max_program_chars, "AZR_MAX_PROGRAM_CHARS")
-        if len(task.inputs) > settings.max_inputs_per_task:
+        _text(
+            f"tasks[{i}].program", task.program, sizes.max_program_chars, variable("sizes.max_program_chars")
+        )
+        if len(task.inputs) > sizes.max_inputs_per_task:
             raise too_large(
                 f"tasks[{i}].inputs",
                 len(task.inputs),
-                settings.max_inputs_per_task,
-                "AZR_MAX_INPUTS_PER_TASK inputs",
+                sizes.max_inputs_per_task,
+                variable("sizes.max_inputs_per_task") + " inputs",
             )
         for j, text in enumerate(task.inputs):
-            _text(f"tasks[{i}].inputs[{j}]", text, settings.max_input_chars, "AZR_MAX_INPUT_CHARS")
+            _text(f"tasks[{i}].inputs[{j}]", text, sizes.max_input_chars, variable("sizes.max_input_chars"))
 
 
 def check_verify(request: VerifyRequest, settings: Settings) -> None:
+    sizes = settings.sizes
     _check_batch("answers", [a.id for a in request.answers], request.timeout_s, settings)
     for i, answer in enumerate(request.answers):
-        limit = settings.max_program_chars if answer.task_type == "induction" else settings.max_answer_chars
-        _text(f"answers[{i}].answer", answer.answer, limit, "AZR_MAX_ANSWER_CHARS")
+        limit = sizes.max_program_chars if answer.task_type == "induction" else sizes.max_answer_chars
+        _text(f"answers[{i}].answer", answer.answer, limit, variable("sizes.max_answer_chars"))
         if answer.program is not None:
             _text(
-                f"answers[{i}].program", answer.program, settings.max_program_chars, "AZR_MAX_PROGRAM_CHARS"
+                f"answers[{i}].program",
+                answer.program,
+                sizes.max_program_chars,
+                variable("sizes.max_program_chars"),
             )
         for name in ("input", "output"):
             value = getattr(answer, name)
             if value is not None:
-                _text(f"answers[{i}].{name}", value, settings.max_answer_chars, "AZR_MAX_ANSWER_CHARS")
+                _text(
+                    f"answers[{i}].{name}", value, sizes.max_answer_chars, variable("sizes.max_answer_chars")
+                )
         if answer.task_type == "deduction" and answer.output is None:
             raise unprocessable(f"answers[{i}].output", "a deduction answer needs the gold output")
         if answer.task_type == "abduction" and (answer.program is None or answer.output is None):
@@ -69,23 +80,23 @@ def check_verify(request: VerifyRequest, settings: Settings) -> None:
         if answer.task_type == "induction":
             if not answer.cases:
                 raise unprocessable(f"answers[{i}].cases", "an induction answer needs at least one case")
-            if len(answer.cases) > settings.max_cases_per_answer:
+            if len(answer.cases) > sizes.max_cases_per_answer:
                 raise too_large(
                     f"answers[{i}].cases",
                     len(answer.cases),
-                    settings.max_cases_per_answer,
-                    "AZR_MAX_CASES_PER_ANSWER cases",
+                    sizes.max_cases_per_answer,
+                    variable("sizes.max_cases_per_answer") + " cases",
                 )
             for j, case in enumerate(answer.cases):
                 _text(
                     f"answers[{i}].cases[{j}].input",
                     case.input,
-                    settings.max_input_chars,
-                    "AZR_MAX_INPUT_CHARS",
+                    sizes.max_input_chars,
+                    variable("sizes.max_input_chars"),
                 )
                 _text(
                     f"answers[{i}].cases[{j}].output",
                     case.output,
-                    settings.max_answer_chars,
-                    "AZR_MAX_ANSWER_CHARS",
+                    sizes.max_answer_chars,
+                    variable("sizes.max_answer_chars"),
                 )

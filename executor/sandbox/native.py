@@ -5,7 +5,7 @@ change how a result is reported. Without a C compiler or ``Python.h`` for the sa
 interpreter (``scripts/bootstrap.sh`` installs both) the zygote refuses to start and
 says why.
 
-The build lands in ``$AZR_CACHE_DIR`` (default ``~/.cache/azr-exec``) under a name that
+The build lands in the settings' ``sandbox.build_dir`` (``AZR_CACHE_DIR``; default ``~/.cache/azr-exec``) under a name that
 hashes the source and the interpreter, so an edit of ``spawn.c`` or another
 interpreter builds anew; concurrent builds write to a temporary file and rename it.
 """
@@ -40,8 +40,8 @@ _PROBE = (
 )
 
 
-def cache_dir() -> Path:
-    configured = os.environ.get("AZR_CACHE_DIR")
+def cache_dir(configured: str = "") -> Path:
+    """Where the C loop is built: `configured` (AZR_CACHE_DIR), else ~/.cache/azr-exec."""
     return Path(configured) if configured else Path.home() / ".cache" / "azr-exec"
 
 
@@ -72,8 +72,8 @@ def _include_dir(python_include: str, version: str) -> str | None:
 
 
 @lru_cache(maxsize=8)
-def spawn_helper(python: str) -> str | None:
-    """Path of the built helper for ``python`` (building it if needed), or None."""
+def spawn_helper(python: str, build_dir: str = "") -> str | None:
+    """Path of the built helper for ``python`` (building it if needed, in ``build_dir``), or None."""
     if not sys.platform.startswith("linux"):
         return None
     facts = _interpreter_facts(python)
@@ -91,7 +91,7 @@ def spawn_helper(python: str) -> str | None:
     source = SOURCE.read_bytes()
     recipe = "\0".join((full_version, include, *CFLAGS)).encode()
     digest = hashlib.sha256(source + recipe).hexdigest()[:16]
-    target = cache_dir() / f"{MODULE}-{digest}{suffix}"
+    target = cache_dir(build_dir) / f"{MODULE}-{digest}{suffix}"
     if target.is_file():
         try:
             target.parent.chmod(0o700)  # service state: not for the sandbox uids

@@ -52,9 +52,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from executor.limits import Limits
 from executor.sandbox import native, runtime
 from executor.sandbox.protocol import ChildResult, SandboxJob, ZygoteHello, decode_record
 from executor.sandbox.runtime import wire
+from executor.settings import SandboxSettings
 
 log = logging.getLogger(__name__)
 
@@ -75,13 +77,14 @@ assert wire.JOB.format.startswith(">Q"), "wire.JOB must start with the job id"
 _READY, _STARTING, _RESTARTING, _DOWN = "ready", "starting", "restarting", "down"
 
 
-def default_sandbox_python() -> str:
-    """The system interpreter: its stdlib is world-readable, unlike a per-user install.
+def default_sandbox_python(configured: str = "") -> str:
+    """`configured` (AZR_SANDBOX_PYTHON) if it exists, else the system interpreter: its stdlib
+    is world-readable, unlike a per-user install.
 
     Children drop to an unprivileged uid, so an interpreter under /root (pyenv) could
     not import any module that the zygote did not preload.
     """
-    for candidate in (os.environ.get("AZR_SANDBOX_PYTHON", ""), "/usr/bin/python3", sys.executable):
+    for candidate in (configured, "/usr/bin/python3", sys.executable):
         if candidate and os.path.exists(candidate):
             return os.path.realpath(candidate)
     return os.path.realpath(sys.executable)
@@ -92,24 +95,33 @@ def zygote_command(python: str) -> list[str]:
     return [python, "-s", "-S", "-B", str(LAUNCH_PATH)]
 
 
+# The settings tree's defaults (executor.settings): a pool built without settings gets them too.
+_SANDBOX = SandboxSettings()
+_LIMITS = Limits()
+
+
 @dataclass
 class PoolConfig:
-    lanes: int = 4
-    zygotes_per_lane: int = 1
-    sandbox_uid_base: int | None = 61000
-    max_output_chars: int = 200_000
-    max_print_chars: int = 1_000_000
-    python: str = field(default_factory=lambda: default_sandbox_python())
+    """How a pool is built; `executor.sandbox.backends.pool_config` fills it from the settings tree."""
+
+    lanes: int = _SANDBOX.lanes
+    zygotes_per_lane: int = _SANDBOX.zygotes_per_lane
+    sandbox_uid_base: int | None = _SANDBOX.uid_base
+    max_output_chars: int = _LIMITS.max_output_chars
+    max_print_chars: int = _LIMITS.max_print_chars
+    python: str = field(default_factory=default_sandbox_python)
+    # Where the C loop is built for `python` (empty: ~/.cache/azr-exec; see executor.sandbox.native).
+    build_dir: str = _SANDBOX.build_dir
     # Path of the C loop (runtime/spawn.c, built) as the zygote sees it; None: built here
     # for `python` (executor.sandbox.native). Without it a zygote refuses to start.
     spawn_helper: str | None = None
     # Children of one zygote that count as fast (run for less than demote_after_ms).
-    fast_slots: int = 2
+    fast_slots: int = _SANDBOX.fast_slots
     # All live children of one zygote, demoted ones included.
-    max_live: int = 24
-    demote_after_ms: float = 50.0
+    max_live: int = _SANDBOX.max_live
+    demote_after_ms: float = _SANDBOX.demote_after_ms
     # Confinement layers a zygote may do without (an explicit downgrade; see ZygoteHello).
-    allow_missing: tuple[str, ...] = ()
+    allow_missing: tuple[str, ...] = _SANDBOX.allow_missing
     # Modules the policy forbids, refused at run time inside the sandbox too.
     forbidden_modules: tuple[str, ...] = ()
     # Test only: zygotes without the in-process Python layers (audit hook, module guards),
@@ -399,7 +411,7 @@ class SandboxPool:
             config = self.config
             spawn_helper = config.spawn_helper
             if spawn_helper is None:
-                spawn_helper = native.spawn_helper(config.python)
+                spawn_helper = native.spawn_helper(config.python, config.build_dir)
             base_seed = int.from_bytes(os.urandom(2), "big") * 64
             with self._lock:
                 self._closing = False

@@ -15,11 +15,15 @@ import os
 import signal
 from dataclasses import asdict, dataclass, field
 
+from executor.limits import Limits
 from executor.sandbox.runtime import wire
 
 # Statuses a result can carry beyond the child's own (wire.STATUS_NAMES).
 TIMEOUT = "timeout"
 SANDBOX_ERROR = "sandbox_error"
+
+
+_LIMITS = Limits()  # the settings tree's per-execution defaults
 
 
 @dataclass(frozen=True)
@@ -29,9 +33,9 @@ class SandboxJob:
     program: str
     input: str
     calls: int = 2
-    timeout_s: float = 5.0
-    cpu_s: int = 6
-    memory_mb: int = 512
+    timeout_s: float = _LIMITS.timeout_s
+    cpu_s: int = _LIMITS.cpu_seconds()
+    memory_mb: int = _LIMITS.memory_mb
     # The program compiled by the trusted host and marshalled (compiling runs no program code),
     # so that no child compiles it again; empty: the child compiles the source.
     code: bytes = field(default=b"", repr=False, compare=False)

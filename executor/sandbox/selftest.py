@@ -205,7 +205,7 @@ _SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSW|REDIS|CREDENTIAL|AWS_|DOCKER_
 
 
 def _job(program: str, argument: str = "") -> SandboxJob:
-    return SandboxJob(program=program, input=argument, calls=1, timeout_s=5.0, cpu_s=6, memory_mb=256)
+    return SandboxJob(program=program, input=argument, calls=1, memory_mb=256)
 
 
 def self_test(served: SandboxPool) -> list[str]:

@@ -18,8 +18,8 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from api.core.config import Settings
 from api.server import create_app
+from executor.settings import Settings
 from tests.servers import Service
 
 SURROGATE = "\udcff"  # a lone surrogate: UTF-8 has no bytes for it
@@ -126,7 +126,7 @@ def test_queue_mode_results_stored_in_redis(queued: Service) -> None:
 @pytest.fixture(scope="module")
 def in_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     """The app in this process (embedded mode, a real sandbox pool), through TestClient."""
-    settings = Settings(audit_dir=str(tmp_path_factory.mktemp("audit")), audit_sample_ok=1.0)
+    settings = Settings(audit={"dir": str(tmp_path_factory.mktemp("audit")), "sample_ok": 1.0})
     with TestClient(create_app(settings), raise_server_exceptions=True) as client:
         yield client
 

@@ -187,7 +187,7 @@ def start_worker(redis_url: str, extra_env: dict[str, str] | None = None) -> sub
         **(extra_env or {}),
     }
     return subprocess.Popen(
-        [sys.executable, "-m", "executor.cli", "worker"],
+        [sys.executable, "-m", "cli", "worker"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,

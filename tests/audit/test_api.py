@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from api import audit
-from api.core.config import Settings, get_settings
+from executor.settings import Settings
 from tests.audit.conftest import Server, mixed_workload
 
 UNSAFE = {
@@ -29,7 +29,9 @@ UNSAFE = {
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, dict[str, int]]]:
     directory = tmp_path_factory.mktemp("audit-api")
-    settings = Settings(audit_dir=str(directory), audit_sample_ok=1.0, sandbox_lanes=2, memory_mb=256)
+    settings = Settings(
+        audit={"dir": str(directory), "sample_ok": 1.0}, sandbox={"lanes": 2}, limits={"memory_mb": 256}
+    )
     with Server(settings) as server:
         counts = mixed_workload(server.url, run="run-api", rounds=2)
         mixed_workload(server.url, run="run-other", rounds=1)
@@ -137,30 +139,25 @@ def test_export_jsonl(service: tuple[Server, dict[str, int]]) -> None:
 
 
 def test_api_keys_and_requester(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AZR_API_KEYS", '["secret-1"]')
-    get_settings.cache_clear()
-    try:
-        settings = Settings(audit_dir=str(tmp_path), sandbox_lanes=1)
-        with Server(settings) as server, httpx.Client(base_url=server.url) as client:
-            assert client.get("/v1/audit").status_code == 401
-            assert client.get("/audit").status_code == 401
-            auth = {"Authorization": "Bearer secret-1"}
-            reply = client.post(
-                "/v1/validate",
-                headers=auth,
-                json={
-                    "tasks": [
-                        {"id": "x", "program": "import socket\ndef f(a):\n    return a", "inputs": ["1"]}
-                    ]
-                },
-            )
-            assert reply.json()["results"][0]["verdict"] == "forbidden"
-            audit.current().flush()
-            (record,) = client.get("/v1/audit", headers=auth).json()["records"]
-            assert record["key_id"] and record["key_id"] != "secret-1" and len(record["key_id"]) == 12
-            assert client.get("/audit", cookies={"azr_key": "secret-1"}).status_code == 200
-    finally:
-        get_settings.cache_clear()
+    monkeypatch.setenv("AZR_API_KEYS", '["secret-1"]')  # read from the environment, like a real service
+    settings = Settings(audit={"dir": str(tmp_path)}, sandbox={"lanes": 1})
+    assert settings.api.api_keys == ["secret-1"]
+    with Server(settings) as server, httpx.Client(base_url=server.url) as client:
+        assert client.get("/v1/audit").status_code == 401
+        assert client.get("/audit").status_code == 401
+        auth = {"Authorization": "Bearer secret-1"}
+        reply = client.post(
+            "/v1/validate",
+            headers=auth,
+            json={
+                "tasks": [{"id": "x", "program": "import socket\ndef f(a):\n    return a", "inputs": ["1"]}]
+            },
+        )
+        assert reply.json()["results"][0]["verdict"] == "forbidden"
+        audit.current().flush()
+        (record,) = client.get("/v1/audit", headers=auth).json()["records"]
+        assert record["key_id"] and record["key_id"] != "secret-1" and len(record["key_id"]) == 12
+        assert client.get("/audit", cookies={"azr_key": "secret-1"}).status_code == 200
 
 
 def test_write_path_overhead(tmp_path: Path) -> None:
@@ -168,7 +165,7 @@ def test_write_path_overhead(tmp_path: Path) -> None:
     from api.services.backends import make_engine
     from api.services.execution import execute, validate_payload
 
-    settings = Settings(audit_dir=str(tmp_path), audit_sample_ok=0.01, sandbox_lanes=2)
+    settings = Settings(audit={"dir": str(tmp_path), "sample_ok": 0.01}, sandbox={"lanes": 2})
     service = audit.configure(settings)
     engine = make_engine(settings)
     engine.start()

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from api import audit
-from api.core.config import Settings
+from executor.settings import Settings
 from tests.audit.conftest import ROOT, Server, mixed_workload
 
 pytestmark = pytest.mark.browser
@@ -42,10 +42,9 @@ from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     settings = Settings(
-        audit_dir=str(tmp_path_factory.mktemp("audit-web")),
-        audit_sample_ok=1.0,
-        sandbox_lanes=2,
-        memory_mb=256,
+        audit={"dir": str(tmp_path_factory.mktemp("audit-web")), "sample_ok": 1.0},
+        sandbox={"lanes": 2},
+        limits={"memory_mb": 256},
     )
     with Server(settings) as server:
         mixed_workload(server.url, run="run-web", rounds=2)

@@ -12,7 +12,7 @@ import pytest
 from redis import Redis
 
 from api import audit
-from api.core.config import Settings
+from executor.settings import Settings
 from tests.audit.conftest import RedisServer, Server, start_worker, wait_workers
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
@@ -40,12 +40,10 @@ def _audit_ids(client: httpx.Client, run: str) -> list[dict[str, object]]:
 
 def test_records_survive_worker_sigkill_and_redis_restart(private_redis: RedisServer, tmp_path: Path) -> None:
     settings = Settings(
-        redis_url=private_redis.url,
-        audit_dir=str(tmp_path / "api"),
-        job_retries=3,
-        worker_heartbeat_grace_s=2,
-        chunk_min_tasks=64,
-        request_deadline_s=120,
+        queue={"redis_url": private_redis.url, "job_retries": 3, "chunk_min_tasks": 64},
+        audit={"dir": str(tmp_path / "api")},
+        worker={"heartbeat_grace_s": 2},
+        api={"request_deadline_s": 120},
     )
     redis = Redis.from_url(private_redis.url)
     workers = [start_worker(private_redis.url)]
@@ -64,7 +62,7 @@ def test_records_survive_worker_sigkill_and_redis_restart(private_redis: RedisSe
             time.sleep(0.3)
             workers[0].send_signal(signal.SIGKILL)
             workers[0].wait(10)
-            assert redis.xlen(settings.audit_stream) == 0  # nothing recorded, nothing acknowledged
+            assert redis.xlen(settings.audit.stream) == 0  # nothing recorded, nothing acknowledged
             workers.append(start_worker(private_redis.url))
             deadline = time.monotonic() + 90
             while (view := client.get(f"/v1/jobs/{job}").json())["status"] not in ("finished", "failed"):
@@ -78,14 +76,14 @@ def test_records_survive_worker_sigkill_and_redis_restart(private_redis: RedisSe
             items = {r["item_id"] for r in records}
             assert {f"k-forbidden-{i}" for i in range(4)} <= items, records
             assert all(r["step"] == 7 for r in records)
-            stream_before = redis.xlen(settings.audit_stream)
+            stream_before = redis.xlen(settings.audit.stream)
             assert stream_before >= 4
 
             # Redis dies hard and comes back on the same AOF
             private_redis.kill()
             time.sleep(0.5)
             private_redis.start()
-            assert Redis.from_url(private_redis.url).xlen(settings.audit_stream) == stream_before
+            assert Redis.from_url(private_redis.url).xlen(settings.audit.stream) == stream_before
             for proc in workers:
                 if proc.poll() is None:
                     continue

@@ -18,7 +18,7 @@ import httpx
 import pytest
 import yaml
 
-from api.core.config import Settings
+from executor.settings import Settings
 from tests.audit.conftest import (
     ROOT,
     RedisServer,
@@ -115,7 +115,7 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         procs.append(
             subprocess.Popen(
-                [sys.executable, "-m", "executor.cli", "serve", "--port", str(queue_port)],
+                [sys.executable, "-m", "cli", "serve", "--port", str(queue_port)],
                 cwd=ROOT,
                 env=env,
                 stdout=subprocess.DEVNULL,
@@ -123,7 +123,10 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             )
         )
         settings = Settings(
-            audit_dir=str(tmp / "embedded-audit"), sandbox_lanes=2, memory_mb=256, max_body_bytes=8192
+            audit={"dir": str(tmp / "embedded-audit")},
+            sandbox={"lanes": 2},
+            limits={"memory_mb": 256},
+            api={"max_body_bytes": 8192},
         )
         with Server(settings) as embedded:
             wait_workers(redis.url, 1)

@@ -15,7 +15,7 @@ import pytest
 
 from api.audit.records import AuditPolicy, build_records, id_key, reason_of
 from api.audit.store import AuditQuery, RedisStreamWriter, SqliteStore
-from api.core.config import Settings
+from executor.settings import Settings
 from tests.audit.conftest import Server
 
 VERDICTS = ["forbidden", "timeout", "nondeterministic", "runtime_error", "memory_limit", "syntax_error", "ok"]
@@ -181,7 +181,7 @@ def test_filters_and_pagination_correct_at_100k(big: tuple[Path, list[dict[str, 
 def test_p95_page_load_at_100k(big: tuple[Path, list[dict[str, Any]]]) -> None:
     """Real HTTP against the running service: API pages and the HTML page, with filters and cursors."""
     directory, records = big
-    settings = Settings(audit_dir=str(directory), sandbox_lanes=1, audit_retention_days=3650)
+    settings = Settings(audit={"dir": str(directory), "retention_days": 3650}, sandbox={"lanes": 1})
     rng = random.Random(3)
     mid = records[50_000]["time"]
     shapes = [

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from executor.engine import Engine, EngineSettings
+from executor.engine import Engine
 from executor.limits import Limits
+from executor.settings import Settings, load_settings
 
 HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
@@ -44,7 +45,7 @@ def _refresh_sandbox_image(image: str) -> None:
 def _require_docker() -> None:
     from executor.sandbox.docker_backend import docker_available
 
-    image = os.environ.get("AZR_SANDBOX_IMAGE", "azr/sandbox:latest")
+    image = load_settings().docker.image
     _refresh_sandbox_image(image)
     ok, why = docker_available(image)
     if not ok:
@@ -80,7 +81,7 @@ def seen_containers() -> set[str]:
 def docker_engine(docker_ready: None, seen_containers: set[str]) -> Iterator[Engine]:
     from executor.sandbox.backends import make_pool
 
-    settings = EngineSettings(backend="docker", limits=Limits(timeout_s=5.0))
+    settings = Settings(sandbox={"backend": "docker"}, limits=Limits(timeout_s=5.0))
     pool = make_pool(settings, owner=f"{OWNER}")
     engine = Engine(settings, pool=pool)
     engine.start()

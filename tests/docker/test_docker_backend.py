@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from hostile import BENIGN, HOSTILE, REFUSED, STATIC_ONLY
 
-from executor.engine import Engine, EngineSettings
+from executor.engine import Engine
 from executor.limits import Limits
 from executor.sandbox.backends import make_pool
 from executor.sandbox.docker_backend import (
@@ -29,6 +29,7 @@ from executor.sandbox.docker_backend import (
 )
 from executor.sandbox.protocol import SandboxJob
 from executor.sandbox.selftest import self_test
+from executor.settings import Settings
 from executor.verdicts import ValidateTask
 
 pytestmark = pytest.mark.docker
@@ -271,7 +272,9 @@ def test_dead_container_detected_when_idle(docker_engine: Engine, seen_container
 
 
 def test_pool_close_removes_its_containers(docker_ready: None, seen_containers: set[str]) -> None:
-    settings = EngineSettings(backend="docker", lanes=2, zygotes_per_lane=1, limits=Limits(timeout_s=5.0))
+    settings = Settings(
+        sandbox={"backend": "docker", "lanes": 2, "zygotes_per_lane": 1}, limits=Limits(timeout_s=5.0)
+    )
     pool = make_pool(settings, owner=f"{OWNER}-close")
     assert isinstance(pool, DockerSandboxPool)
     pool.start()
@@ -289,20 +292,22 @@ def test_orphans_of_a_dead_owner_are_reaped(
     """Containers whose worker died without cleaning up are removed when the next pool starts."""
     from executor.sandbox.docker_backend import LABEL_OWNER_PID, LABEL_OWNER_START
 
-    settings = EngineSettings(backend="docker", lanes=1, zygotes_per_lane=1, limits=Limits(timeout_s=5.0))
+    settings = Settings(
+        sandbox={"backend": "docker", "lanes": 1, "zygotes_per_lane": 1},
+        sizes={"max_repeats": 1},
+        limits=Limits(timeout_s=5.0),
+    )
     pool = make_pool(settings, owner=f"{OWNER}-orphan")
     pool.start()
     [container] = pool.containers()
     seen_containers.add(container.id)
     # Pretend its owner died: re-label a copy is not possible, so check the predicate on
     # the labels with a pid that cannot exist, then remove through reap_orphans.
-    from executor.sandbox import docker_backend
+    from executor.sandbox.docker_backend.cleanup import owner_gone
 
     labels = dict(container.labels, **{LABEL_OWNER_PID: "999999999", LABEL_OWNER_START: "0"})
-    assert docker_backend._owner_gone(labels, docker_client, container.attrs["Created"]) is True
-    assert (
-        docker_backend._owner_gone(dict(container.labels), docker_client, container.attrs["Created"]) is False
-    )
+    assert owner_gone(labels, docker_client, container.attrs["Created"]) is True
+    assert owner_gone(dict(container.labels), docker_client, container.attrs["Created"]) is False
     assert reap_orphans(docker_client) == 0  # our own live containers are never reaped
     pool.close()
 

@@ -7,11 +7,11 @@ from concurrent.futures import Future
 
 import pytest
 
-from executor.engine import EngineSettings
 from executor.sandbox.backends import make_pool
 from executor.sandbox.pool import PoolConfig, SandboxPool
 from executor.sandbox.protocol import ChildResult, SandboxJob
 from executor.sandbox.selftest import PROBES, self_test
+from executor.settings import Settings
 
 
 class FakePool:
@@ -74,17 +74,19 @@ def test_a_sound_sandbox_passes() -> None:
 
 
 def test_make_pool_chooses_the_backend() -> None:
-    local = make_pool(EngineSettings(backend="local"))
+    local = make_pool(Settings(sandbox={"backend": "local"}))
     assert type(local) is SandboxPool
     from executor.sandbox.docker_backend import DockerSandboxPool
 
-    docker = make_pool(EngineSettings(backend="docker", lanes=2, zygotes_per_lane=1), owner="unit-test")
+    docker = make_pool(
+        Settings(sandbox={"backend": "docker", "lanes": 2, "zygotes_per_lane": 1}), owner="unit-test"
+    )
     assert isinstance(docker, DockerSandboxPool)
     assert docker.size == 2 and docker.owner == "unit-test"
     docker.close()  # never started: nothing to remove, must not raise
 
 
 def test_the_real_local_sandbox_passes_the_self_test() -> None:
-    pool = make_pool(EngineSettings(backend="local", lanes=2))
+    pool = make_pool(Settings(sandbox={"backend": "local", "lanes": 2}))
     with pool:
         assert self_test(pool) == []

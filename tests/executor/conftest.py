@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from executor import datasets
-from executor.engine import Engine, EngineSettings
+from executor.engine import Engine
 from executor.limits import Limits
+from executor.settings import Settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # for `import executor_helpers` in tests below
 
@@ -26,7 +27,7 @@ TEST_UID_BASE = 64000
 @pytest.fixture(scope="session")
 def engine() -> Iterator[Engine]:
     """One engine (4 hash-seed lanes of warm zygotes) for every executor test."""
-    eng = Engine(EngineSettings(limits=Limits(timeout_s=5.0), sandbox_uid_base=TEST_UID_BASE))
+    eng = Engine(Settings(limits=Limits(timeout_s=5.0), sandbox={"uid_base": TEST_UID_BASE}))
     eng.start()
     yield eng
     zygotes = [info["pid"] for info in eng.pool.zygote_info()]

@@ -93,7 +93,7 @@ def test_value_equal_outputs_are_ok(engine: Engine, name: str) -> None:
 
 def test_repeats_run_in_processes_with_different_hash_seeds(engine: Engine) -> None:
     seeds = {info["hash_seed_probe"] for info in engine.pool.zygote_info()}
-    assert len(seeds) == engine.settings.lanes
+    assert len(seeds) == engine.settings.sandbox.lanes
 
 
 def _staging_batch(tag: str) -> list[ValidateTask]:

@@ -21,8 +21,10 @@ from executor_helpers import REPO_ROOT
 
 from executor import aggregate
 from executor.engine import Engine
+from executor.sandbox import native
 from executor.sandbox.pool import PoolConfig, SandboxPool
 from executor.sandbox.protocol import ChildResult, SandboxJob
+from executor.settings import load_settings
 from executor.verdicts import Answer, Case, ValidateTask, Verdict
 
 CANARY = "CANARY" + uuid.uuid4().hex
@@ -309,7 +311,7 @@ def test_the_host_holds_without_python_layers(
 def test_service_files_are_unreadable_to_sandbox_uids() -> None:
     """Service state is 0600/0700 (the audit store's own tests check its modes): a child's uid
     cannot read it even where Landlock is downgraded."""
-    cache = Path(os.environ.get("AZR_CACHE_DIR", Path.home() / ".cache" / "azr-exec"))
+    cache = native.cache_dir(load_settings().sandbox.build_dir)
     if cache.exists():
         assert cache.stat().st_mode & 0o077 == 0 or not any(cache.iterdir())
 

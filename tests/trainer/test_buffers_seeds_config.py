@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from azr_trainer.buffers import Buffers, TaskBuffer
-from azr_trainer.config import ConfigError, data_path, load_config, parse_override
+from azr_trainer.config import ConfigError, data_path, data_root, load_config, parse_override
 from azr_trainer.seeds import identity_seeds, load_induction_seeds, load_triplet_seeds
 from azr_trainer.tasks import InductionTask, Triplet
 
@@ -126,6 +126,11 @@ def test_presets_load_with_paper_settings() -> None:
     assert paper.generation.temperature == 1.0
     assert (paper.generation.max_prompt_tokens, paper.generation.max_response_tokens) == (6144, 8096)
     assert paper.train.steps == 500 and paper.selfplay.num_references == 6
+    # the public AZR code's rules
+    sp = paper.selfplay
+    assert (sp.proposer_rewards, sp.answer_parsing, sp.induction_validity) == ("official",) * 3
+    assert sp.reject_duplicates is False and sp.seed_buffer_factor == 4
+    assert paper.model.dtype == "bfloat16" and paper.model.param_dtype == "float32"
     tiny = load_config(preset="tiny-cpu")
     assert tiny.model.name_or_path == "tiny" and tiny.model.device == "cpu"
 
@@ -157,6 +162,12 @@ def test_yaml_file_preset_and_overrides(tmp_path: Path) -> None:
         "optim.normalize=x",
         "train.tensorboard=maybe",
         "nokey",
+        "selfplay.proposer_rewards=generous",
+        "selfplay.answer_parsing=loose",
+        "selfplay.induction_validity=some",
+        "selfplay.seed_pass_max_rounds=0",
+        "selfplay.seed_buffer_factor=100",  # 100 × 4 > buffer_capacity 256
+        "model.dtype=float8",
     ],
 )
 def test_bad_config_is_rejected_with_the_field(override: str) -> None:
@@ -172,7 +183,14 @@ def test_parse_override_types() -> None:
 
 def test_data_root_relative_to_repo_and_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     cfg = load_config(preset="tiny-cpu")
-    monkeypatch.setenv("AZR_DATA_ROOT", str(tmp_path))
+    monkeypatch.delenv("AZR_DATA_ROOT", raising=False)
+    monkeypatch.setenv("AZR_DATA_DIR", str(tmp_path))
     assert data_path(cfg, "x/y.jsonl") == tmp_path / "x" / "y.jsonl"
-    monkeypatch.delenv("AZR_DATA_ROOT")
-    assert data_path(cfg, "cruxeval").parts[-3:] == ("shared", "data", "cruxeval")
+    monkeypatch.delenv("AZR_DATA_DIR")
+    # The default: the repository's own data/, which ships CRUXEval (no ../shared needed).
+    repository = Path(__file__).resolve().parents[2]
+    assert data_path(cfg, "cruxeval") == repository / "data" / "cruxeval"
+    assert (data_path(cfg, "cruxeval") / "cruxeval.jsonl").is_file()
+    monkeypatch.setenv("AZR_DATA_ROOT", str(tmp_path))  # the old name still works, with a warning
+    with pytest.warns(DeprecationWarning, match="AZR_DATA_DIR"):
+        assert data_root(cfg) == tmp_path

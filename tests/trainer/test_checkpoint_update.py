@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import pytest
 import torch
 from azr_trainer import checkpoint
 from azr_trainer.backends.hf import HFBackend
@@ -39,11 +40,15 @@ def _step(model, opt, tok, rng: random.Random) -> None:
 def test_pad_batch_aligns_response_mask(tiny_tokenizer) -> None:
     s = TrainSample([5, 6, 7], [8, 9], 1.0, ("deduction", "solve"))
     t = TrainSample([5], [8], 0.0, ("deduction", "solve"))
-    ids, attn, mask = pad_batch([s, t], pad_id=0, device=torch.device("cpu"))
-    assert ids.tolist() == [[5, 6, 7, 8, 9], [5, 8, 0, 0, 0]]
-    assert attn.tolist() == [[1, 1, 1, 1, 1], [1, 1, 0, 0, 0]]
-    # logits at position j predict token j+1: responses start at j = len(prompt) - 1
-    assert mask.tolist() == [[0, 0, 1, 1], [1, 0, 0, 0]]
+    b = pad_batch([s, t], pad_id=0, device=torch.device("cpu"))
+    # left padding: every sequence ends in the last column
+    assert b.ids.tolist() == [[5, 6, 7, 8, 9], [0, 0, 0, 5, 8]]
+    assert b.attn.tolist() == [[1, 1, 1, 1, 1], [0, 0, 0, 1, 1]]
+    assert b.positions.tolist() == [[0, 1, 2, 3, 4], [0, 0, 0, 0, 1]]
+    # the mask covers the last R = 2 columns: tokens 8, 9 of row 0 and token 8 of row 1
+    assert b.mask.tolist() == [[1, 1], [0, 1]] and b.response_width == 2
+    with pytest.raises(ValueError, match="non-empty prompt"):
+        pad_batch([TrainSample([], [1], 0.0, ("deduction", "solve"))], 0, torch.device("cpu"))
 
 
 def test_update_changes_weights_and_reports_finite_loss(tiny_tokenizer) -> None:

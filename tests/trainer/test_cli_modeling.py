@@ -19,6 +19,8 @@ def test_help_and_show_config(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["show-config", "--preset", "paper-7b", "--set", "train.steps=3"]) == 0
     shown = yaml.safe_load(capsys.readouterr().out)
     assert shown["train"]["steps"] == 3 and shown["optim"]["lr"] == 1e-6
+    assert shown["selfplay"]["proposer_rewards"] == "official"
+    assert shown["selfplay"]["answer_parsing"] == "official"
 
 
 def test_cli_reports_config_errors(capsys: pytest.CaptureFixture[str]) -> None:

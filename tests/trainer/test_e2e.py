@@ -108,20 +108,61 @@ def test_three_steps_against_real_service_then_exact_resume(
     assert rows[2]["reward/deduction/solve"] == history[2]["reward/deduction/solve"]
 
 
-def test_eval_command_against_real_service(azr_service: str, tmp_path: Path) -> None:
+def test_eval_command_against_real_service(
+    azr_service: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from azr_trainer.config import data_root
     from azr_trainer.eval.runner import run_eval
 
+    # CRUXEval from the repository's own data/ (the default root: no ../shared needed); the
+    # math sets are optional (`make data`), so two problems of our own stand in for MATH500.
+    monkeypatch.delenv("AZR_DATA_DIR", raising=False)
+    monkeypatch.delenv("AZR_DATA_ROOT", raising=False)
+    shipped = data_root(load_config(preset="tiny-cpu"))
+    assert shipped == Path(__file__).resolve().parents[2] / "data"
+    root = tmp_path / "data"
+    (root / "math" / "math500").mkdir(parents=True)
+    (root / "cruxeval").symlink_to(shipped / "cruxeval")
+    problems = [
+        {"problem": "What is $2 + 3$?", "answer": "5"},
+        {"problem": "What is $7 - 4$?", "answer": "3"},
+    ]
+    (root / "math" / "math500" / "test.jsonl").write_text("".join(json.dumps(p) + "\n" for p in problems))
     cfg = _config(
         azr_service,
         tmp_path / "ev",
         **{
+            "data.root": str(root),
             "eval.output_dir": str(tmp_path / "ev" / "eval"),
-            "eval.benchmarks": "cruxeval-o,cruxeval-i,math500",
+            "eval.benchmarks": "cruxeval-o,cruxeval-i,math500,mbppplus-slice",
             "eval.max_new_tokens": "16",
             "model.tiny.warmup_steps": "0",
         },
     )
     results = run_eval(cfg)
-    assert [r.name for r in results] == ["cruxeval-o", "cruxeval-i", "math500"]
+    names = ["cruxeval-o", "cruxeval-i", "math500", "mbppplus-slice-base", "mbppplus-slice"]
+    assert [r.name for r in results] == names
     assert all(r.n == 2 and r.unverified == 0 for r in results)
     assert (tmp_path / "ev" / "eval" / "results.png").stat().st_size > 0
+
+
+def test_eval_during_training_writes_heldout_rows(azr_service: str, tmp_path: Path, warm_base: Path) -> None:
+    """train.eval_every: greedy held-out accuracy before step 0, every k steps and at the end."""
+    out = _run_dir(tmp_path, "evalrun", warm_base)
+    cfg = _config(
+        azr_service,
+        out,
+        **{
+            "train.steps": "3",
+            "train.eval_every": "2",
+            "train.eval_sets": "[toy]",
+            "toy.heldout_per_type": "4",
+        },
+    )
+    Trainer(cfg).train()
+    rows = [json.loads(line) for line in (out / "eval.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [0, 2, 3]
+    for r in rows:
+        assert 0.0 <= r["eval/toy"] <= 1.0
+        for tt in TASK_TYPES:  # the tiny-cpu preset runs all three task types
+            assert 0.0 <= r[f"eval/toy/{tt}"] <= 1.0

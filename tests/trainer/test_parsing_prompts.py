@@ -42,8 +42,11 @@ def test_induction_solver_sees_only_visible_pairs() -> None:
     p = prompts.solve_prompt("induction", task)
     assert "```input\n4\n```" in p and "```input\n5\n```" not in p
     assert "doubles" in p and "return a * 2" not in p
+    # an odd count shows floor(n/2) pairs, as the public AZR code
     odd = InductionTask("p", ("1", "2", "3"), ("1", "2", "3"), "m")
-    assert len(odd.visible) == 2 and odd.hidden == [("3", "3")]
+    assert odd.visible == [("1", "1")] and odd.hidden == [("2", "2"), ("3", "3")]
+    one = InductionTask("p", ("1",), ("1",), "m")
+    assert one.visible == one.hidden == [("1", "1")]
     assert IDENTITY_INDUCTION.hidden  # the seed can be checked too
 
 
@@ -117,3 +120,47 @@ def test_loose_extraction_for_eval() -> None:
     assert parsing.extract_answer_loose("blah ```output\n5\n``` more", "output") == "5"
     assert parsing.extract_answer_loose(" x </think><answer> 7 </answer>", "output") == "7"
     assert parsing.extract_answer_loose("nothing", "output") is None
+
+
+# ----------------------------------------------------------------------------- official (lenient)
+def _wrap(body: str) -> str:
+    return f" t </think>\n<answer>{body}</answer>"
+
+
+def test_lenient_solver_answer_without_a_block_is_the_whole_answer_text() -> None:
+    bare = _wrap("\n[1, 2]\n")
+    assert not parsing.parse_solve(bare, "deduction").ok  # strict: the block is required
+    p = parsing.parse_solve(bare, "deduction", lenient=True)
+    assert p.ok and p.answer == "[1, 2]"
+    assert parsing.parse_solve(_wrap(" 'x', 3 "), "abduction", lenient=True).answer == "'x', 3"
+    # with blocks the last one counts (strict takes the first)
+    two = _wrap("```output\n1\n```\nno wait\n```output\n2\n```")
+    assert parsing.parse_solve(two, "deduction").answer == "1"
+    assert parsing.parse_solve(two, "deduction", lenient=True).answer == "2"
+    # the tags are still required, and an empty answer is still a format error
+    assert not parsing.parse_solve(" [1, 2]", "deduction", lenient=True).ok
+    assert not parsing.parse_solve(_wrap("  \n"), "deduction", lenient=True).ok
+
+
+def test_lenient_induction_solver_needs_a_code_block_labelled_or_not() -> None:
+    plain = _wrap("```\ndef f(a):\n    return a\n```")
+    assert not parsing.parse_solve(plain, "induction").ok
+    assert parsing.parse_solve(plain, "induction", lenient=True).answer == "def f(a):\n    return a"
+    assert not parsing.parse_solve(_wrap("def f(a): return a"), "induction", lenient=True).ok
+
+
+def test_lenient_proposals() -> None:
+    unlabelled = _wrap("```\ndef f(a):\n    return a\n```\n```input\n1\n```")
+    assert not parsing.parse_propose_code(unlabelled).ok
+    p = parsing.parse_propose_code(unlabelled, lenient=True)
+    assert p.ok and p.program == "def f(a):\n    return a" and p.input == "1"
+    # no whole-text fallback for the two-part proposal
+    assert not parsing.parse_propose_code(_wrap("def f(a): return a\n1"), lenient=True).ok
+
+    blocks = "".join(f"```input\n{i}\n```\n" for i in ["1", "2", "2", "3"])
+    tagged = _wrap(blocks + "<message>adds</message>")
+    assert not parsing.parse_propose_induction(tagged, 3).ok  # strict: ```message required
+    p = parsing.parse_propose_induction(tagged, 3, lenient=True)
+    assert p.ok and p.inputs == ["2", "2", "3"] and p.message == "adds"  # last 3, duplicates kept
+    strict = parsing.parse_propose_induction(_wrap(blocks + "```message\nadds\n```"), 3)
+    assert strict.inputs == ["1", "2", "3"]

@@ -158,3 +158,37 @@ def test_clipped_side_has_no_gradient() -> None:
     loss2, _ = trrpp.policy_loss(logp2, torch.zeros(1, 1), torch.ones(1, 1), mask)
     loss2.backward()
     assert float(logp2.grad) == pytest.approx(-0.5)
+
+
+# ----------------------------------------------------------------------------- proposer ladder
+@pytest.mark.parametrize(
+    ("ladder", "well_formed", "valid", "accs", "expected"),
+    [
+        ("official", False, False, [], -1.0),  # format error
+        ("official", True, False, [], -1.0),  # invalid program: as bad as a format error
+        ("official", True, True, [0.0, 0.0], -0.5),  # never solved
+        ("official", True, True, [1.0, 1.0], -0.5),  # always solved
+        ("official", True, True, [1.0, 0.0, 0.0, 0.0], 0.75),
+        ("paper", False, False, [], -1.0),
+        ("paper", True, False, [], -0.5),
+        ("paper", True, True, [0.0, 0.0], 0.0),
+        ("paper", True, True, [1.0, 1.0], 0.0),
+        ("paper", True, True, [1.0, 0.0, 0.0, 0.0], 0.75),
+    ],
+)
+def test_proposer_reward_ladders(
+    ladder: str, well_formed: bool, valid: bool, accs: list[float], expected: float
+) -> None:
+    from azr_trainer.rewards import proposer_ladder, proposer_reward
+
+    assert proposer_reward(proposer_ladder(ladder), well_formed, valid, accs) == expected
+
+
+def test_proposer_ladder_errors() -> None:
+    from azr_trainer.rewards import proposer_ladder, proposer_reward
+
+    with pytest.raises(ValueError, match="choose from official, paper"):
+        proposer_ladder("kind")
+    with pytest.raises(ValueError, match="at least one verified"):
+        proposer_reward(proposer_ladder("paper"), True, True, [])
+    assert "invalid -1" in proposer_ladder("official").describe()

@@ -11,7 +11,8 @@ from __future__ import annotations
 import threading
 import time
 
-from executor.engine import Engine, EngineSettings
+from executor.engine import Engine
+from executor.settings import Settings
 from executor.verdicts import ValidateTask
 
 SPINNER = "def f(x):\n    while True:\n        pass"
@@ -19,7 +20,11 @@ SPINNER = "def f(x):\n    while True:\n        pass"
 
 def test_concurrent_requests_cannot_hold_up_another_client() -> None:
     engine = Engine(
-        EngineSettings(sandbox_uid_base=63200, cache_entries=0, lanes=1, max_live=6, fast_slots=2)
+        Settings(
+            sandbox={"uid_base": 63200, "lanes": 1, "max_live": 6, "fast_slots": 2},
+            sizes={"max_repeats": 1},
+            cache={"entries": 0},
+        )
     )
     engine.start()
     try:

@@ -13,7 +13,10 @@ from executor.verdicts import ValidateTask
 
 
 def test_a_valid_output_is_reproduced_on_every_zygote(engine: Engine) -> None:
-    assert engine.settings.lanes == engine.settings.sizes.max_repeats or engine.settings.lanes == 2
+    assert (
+        engine.settings.sandbox.lanes == engine.settings.sizes.max_repeats
+        or engine.settings.sandbox.lanes == 2
+    )
     checked = 0
     for salt in range(6):
         program = f"def f(x):\n    return x + (hash('azr{salt}') & 1)"
@@ -25,6 +28,6 @@ def test_a_valid_output_is_reproduced_on_every_zygote(engine: Engine) -> None:
             checked += 1
             for zygote in range(engine.pool.size):
                 job = SandboxJob(program, argument)
-                run = engine.pool.submit(job, zygote % engine.settings.lanes, "rt").result(timeout=60)
+                run = engine.pool.submit(job, zygote % engine.settings.sandbox.lanes, "rt").result(timeout=60)
                 assert run.outputs[:1] == (result.outputs[0],), (salt, attempt, result.outputs, run)
     assert checked, "no program of the sample was valid: the test checked nothing"

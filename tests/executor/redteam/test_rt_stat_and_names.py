@@ -11,7 +11,7 @@ from executor.verdicts import Answer
 
 @pytest.fixture(scope="module")
 def bare_pool():
-    pool = SandboxPool(PoolConfig(lanes=1, sandbox_uid_base=63300, python_layers=False))
+    pool = SandboxPool(PoolConfig(lanes=1, zygotes_per_lane=1, sandbox_uid_base=63300, python_layers=False))
     pool.start()
     yield pool
     pool.close()

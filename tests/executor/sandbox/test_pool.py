@@ -23,9 +23,9 @@ from typing import Any
 
 import pytest
 
-from executor.engine import EngineSettings
 from executor.sandbox.pool import LocalZygoteChannel, PoolConfig, SandboxPool, ZygoteStartError
 from executor.sandbox.protocol import SANDBOX_ERROR, TIMEOUT, ChildResult, SandboxJob
+from executor.settings import SandboxSettings
 
 STANDIN = Path(__file__).resolve().with_name("standin_zygote.py")
 REAL = os.environ.get("AZR_POOL_ZYGOTE", "standin") == "real"
@@ -98,7 +98,7 @@ class Pools:
         self.made: list[SandboxPool] = []
 
     def config(self, **overrides: Any) -> PoolConfig:
-        base: dict[str, Any] = {"lanes": 2, "demote_after_ms": 100.0}
+        base: dict[str, Any] = {"lanes": 2, "zygotes_per_lane": 1, "demote_after_ms": 100.0}
         if REAL:
             base["sandbox_uid_base"] = 64600 if os.geteuid() == 0 else None
         else:
@@ -332,7 +332,7 @@ def test_one_client_with_64_jobs_cannot_starve_another(pools: Pools, mode: str) 
 # falls inside it. The pool is closed at the end of the test, which kills them; nobody waits
 # for the limit.
 SPIN_TIMEOUT_S = 60.0
-ENGINE_DEFAULTS = EngineSettings()
+ENGINE_DEFAULTS = SandboxSettings()
 
 
 @pytest.mark.parametrize(

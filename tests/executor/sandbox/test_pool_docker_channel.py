@@ -14,10 +14,12 @@ from typing import Any
 
 import pytest
 
-from executor.sandbox import docker_backend
-from executor.sandbox.docker_backend import DockerSandboxConfig, DockerZygoteChannel, _ChannelIO
+from executor.sandbox.docker_backend import DockerZygoteChannel, image
+from executor.sandbox.docker_backend.health import ContainerWatch
+from executor.sandbox.docker_backend.socket_io import SocketIO
 from executor.sandbox.pool import ZYGOTE_ENVIRONMENT, PoolConfig, SandboxPool
 from executor.sandbox.protocol import SANDBOX_ERROR, SandboxJob
+from executor.settings import DockerSettings
 
 REPO = Path(__file__).resolve().parents[3]
 STANDIN = Path(__file__).resolve().with_name("standin_zygote.py")
@@ -27,14 +29,13 @@ class SocketStandinChannel(DockerZygoteChannel):
     """A DockerZygoteChannel whose "container" is a stand-in zygote on the other end of a
     unix socketpair (its stdin and stdout), so the socket I/O runs exactly as with Docker."""
 
-    def __init__(self, config: DockerSandboxConfig, slot: int, hash_seed: int, env: dict[str, str]) -> None:
+    def __init__(self, config: DockerSettings, slot: int, hash_seed: int, env: dict[str, str]) -> None:
         self.client = None
         self.config = config
         self.slot = slot
-        self.dead_reason = ""
         self._closed = False
-        self._start_watch()
         self.name = f"standin-{slot}"
+        self.watch = ContainerWatch(self.name, self._container_state, config.watchdog_s)
         self.local_dir = ""
         self.container = None
         self.state_checks = 0
@@ -49,7 +50,7 @@ class SocketStandinChannel(DockerZygoteChannel):
         theirs.close()
         ours.setblocking(False)
         self.sock = ours
-        self._io = _ChannelIO(self, ours)
+        self._io = SocketIO(ours, self.watch, lambda: self._closed, self.name)
         self.reader = self._io
         self.writer = self._io
 
@@ -69,7 +70,7 @@ def socket_pool(tmp_path: Path):
     channels: list[SocketStandinChannel] = []
 
     def make(**overrides: Any) -> SandboxPool:
-        docker_config = DockerSandboxConfig(socket_dir=str(tmp_path), watchdog_s=0.2)
+        docker_config = DockerSettings(socket_dir=str(tmp_path), watchdog_s=0.2)
         env = {"STANDIN_LOG": str(tmp_path / "jobs.log")}
 
         def factory(slot: int, seed: int) -> SocketStandinChannel:
@@ -80,6 +81,7 @@ def socket_pool(tmp_path: Path):
         config = PoolConfig(
             **{
                 "lanes": 2,
+                "zygotes_per_lane": 1,
                 "spawn_helper": "",
                 "sandbox_uid_base": None,
                 "python": sys.executable,
@@ -171,8 +173,8 @@ def _build_script_hash(root: Path) -> str:
 def test_the_image_label_hash_is_the_same_in_python_and_in_the_build_script(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert _build_script_hash(REPO) == docker_backend.runtime_sha256()
-    names = docker_backend.runtime_files()
+    assert _build_script_hash(REPO) == image.runtime_sha256()
+    names = image.runtime_files()
     assert names[0] == "launch.py" and "runtime/wire.py" in names and "runtime/__init__.py" in names
     assert not [name for name in names if "__pycache__" in name or name.endswith(".pyc")]
 
@@ -185,14 +187,14 @@ def test_the_image_label_hash_is_the_same_in_python_and_in_the_build_script(
         copy / "runtime",
         ignore=shutil.ignore_patterns("__pycache__"),
     )
-    monkeypatch.setattr(docker_backend, "LAUNCH_PATH", copy / "launch.py")
-    monkeypatch.setattr(docker_backend, "RUNTIME_DIR", copy / "runtime")
-    before = docker_backend.runtime_sha256()
+    monkeypatch.setattr(image, "LAUNCH_PATH", copy / "launch.py")
+    monkeypatch.setattr(image, "RUNTIME_DIR", copy / "runtime")
+    before = image.runtime_sha256()
     assert before == _build_script_hash(tmp_path)
     (copy / "runtime" / "extra.py").write_text("# new\n")
     (copy / "runtime" / "__pycache__").mkdir()
     (copy / "runtime" / "__pycache__" / "wire.cpython-311.pyc").write_bytes(b"ignored")
-    after = docker_backend.runtime_sha256()
+    after = image.runtime_sha256()
     assert after != before and after == _build_script_hash(tmp_path)
 
 
@@ -201,7 +203,7 @@ def test_the_image_ships_launch_py_and_the_runtime_package() -> None:
     assert "COPY executor/sandbox/launch.py /opt/azr/launch.py" in dockerfile
     assert "COPY executor/sandbox/runtime/ /opt/azr/runtime/" in dockerfile
     assert "/opt/azr/runtime/spawn.c" in dockerfile and "runtime.py" not in dockerfile
-    assert docker_backend.IMAGE_SPAWN_HELPER in dockerfile.replace(
+    assert image.IMAGE_SPAWN_HELPER in dockerfile.replace(
         "-o /opt/azr/_azr_spawn.so", "/opt/azr/_azr_spawn.so"
     )
     collect = (REPO / "sandbox_images" / "sandbox" / "collect-rootfs.sh").read_text()

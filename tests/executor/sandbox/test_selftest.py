@@ -15,7 +15,7 @@ from executor.sandbox.selftest import self_test
 
 
 def test_the_real_sandbox_passes_the_self_test() -> None:
-    with SandboxPool(PoolConfig(lanes=1, sandbox_uid_base=TEST_UID_BASE + 200)) as pool:
+    with SandboxPool(PoolConfig(lanes=1, zygotes_per_lane=1, sandbox_uid_base=TEST_UID_BASE + 200)) as pool:
         assert self_test(pool) == []
 
 

@@ -182,11 +182,11 @@ def test_a_child_reports_both_calls_so_hidden_state_shows(engine: Engine) -> Non
 def test_repeats_go_to_different_lanes_and_lanes_to_different_processes(engine: Engine) -> None:
     infos = engine.pool.zygote_info()
     assert len({info["pid"] for info in infos}) == len(infos) == engine.pool.size
-    assert len({info["hash_seed_probe"] for info in infos}) == engine.settings.lanes
+    assert len({info["hash_seed_probe"] for info in infos}) == engine.settings.sandbox.lanes
 
 
 def test_a_dead_zygote_is_restarted_and_the_job_still_gets_a_result() -> None:
-    with SandboxPool(PoolConfig(lanes=1, sandbox_uid_base=64500)) as pool:
+    with SandboxPool(PoolConfig(lanes=1, zygotes_per_lane=1, sandbox_uid_base=64500)) as pool:
         pid = pool.zygote_info()[0]["pid"]
         subprocess.run(["kill", "-9", str(pid)], check=True)
         result = pool.submit(SandboxJob("def f(a):\n    return a", "7"), 0).result(timeout=60)

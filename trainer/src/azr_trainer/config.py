@@ -6,6 +6,7 @@ import dataclasses
 import os
 import types
 import typing
+import warnings
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -13,12 +14,17 @@ from typing import Any
 
 import yaml
 
+from azr_trainer.rewards import PROPOSER_LADDERS
+
 TASK_TYPES: tuple[str, ...] = ("deduction", "abduction", "induction")
 ROLES: tuple[str, ...] = ("propose", "solve")
 
 
 class ConfigError(ValueError):
     pass
+
+
+_DTYPE_NAMES = ("float32", "bfloat16", "float16")
 
 
 @dataclass
@@ -44,10 +50,14 @@ class ToyConfig:
     """The toy program family (``azr_trainer.toy``): used by ``selfplay.seed: toy``,
     ``model.tiny.demos: toy`` and the ``toy`` held-out evaluation set."""
 
-    ops: list[str] = field(default_factory=lambda: ["add", "sub", "mul", "mod", "len", "head", "rev"])
-    max_int: int = 9
+    #: Member templates (``azr_trainer.toy.OPS``): add sub mul mod on ints, len head rev on strings.
+    ops: list[str] = field(default_factory=lambda: ["add", "mul", "mod", "len", "head", "rev"])
+    #: The constants ``k`` of the templates that take one (``a + k``, ``a[:k]``...).
+    ks: list[int] = field(default_factory=lambda: [1, 2, 3])
+    #: Int inputs are 0..max_int; string inputs 1..max_len letters of the alphabet.
+    max_int: int = 5
     alphabet: str = "ab"
-    max_len: int = 3
+    max_len: int = 2
     #: Family members the buffers start with (each re-validated by the service).
     seed_tasks: int = 16
     #: Held-out tasks per task type for the ``toy`` evaluation set.
@@ -69,11 +79,15 @@ class ModelConfig:
     name_or_path: str = "tiny"
     #: GGUF file inside ``name_or_path`` (transformers converts it on load; needs ``gguf``).
     gguf_file: str | None = None
+    #: Compute dtype: forward passes run under torch.autocast in it (see precision.py).
     dtype: str = "float32"
     device: str = "auto"
     gradient_checkpointing: bool = False
     tiny: TinyModelConfig = field(default_factory=TinyModelConfig)
     lora: LoraConfig = field(default_factory=LoraConfig)
+    #: dtype of the trainable parameters and the AdamW state (fp32 master weights). bfloat16
+    #: here rounds away most updates at lr 1e-6.
+    param_dtype: str = "float32"
 
 
 @dataclass
@@ -99,13 +113,16 @@ class SelfPlayConfig:
     task_types: list[str] = field(default_factory=lambda: list(TASK_TYPES))
     #: Samples per task type × role per step (paper: 64).
     batch_size: int = 64
+    #: Solver samples per task type per step, if different from batch_size (paper: the same).
+    solve_batch_size: int | None = None
     #: Solver rollouts per valid proposal to estimate learnability (paper: n = 8).
     learnability_rollouts: int = 8
     #: Reference triplets shown to a deduction/abduction proposer (paper: K = 6).
     num_references: int = 6
-    #: Inputs an induction proposer writes (paper: 10); half are shown to the solver.
+    #: Inputs an induction proposer writes (paper: 10); half (rounded down) are shown to the solver.
     induction_num_inputs: int = 10
-    #: Fewest inputs that must run for an induction proposal to be valid.
+    #: Fewest inputs that must run for an induction proposal to be valid
+    #: (``induction_validity: lenient`` only).
     induction_min_valid_inputs: int = 2
     buffer_capacity: int = 16384
     #: ``identity`` or ``file``. With ``file`` the azr_seeds jsonl files below are loaded.
@@ -118,8 +135,22 @@ class SelfPlayConfig:
     seed_buffer_factor: int = 0
     validate_repeats: int = 2
     exec_timeout_s: float | None = None
-    #: Treat a proposal identical to one of its references as invalid.
+    #: During training, treat a proposal identical to a buffered task as invalid (the public
+    #: AZR code does not; the seed pass never adds a duplicate either way).
     reject_duplicates: bool = True
+    #: Proposer reward ladder (rewards.PROPOSER_LADDERS): ``official`` (public AZR code:
+    #: invalid −1, solve rate 0 or 1 → −0.5) or ``paper`` (invalid −0.5, solve rate 0 or 1 → 0).
+    proposer_rewards: str = "paper"
+    #: ``strict``: the role's labelled blocks are required. ``official``: the public AZR
+    #: code's lenient extraction (solver: with no block the whole <answer> text is the
+    #: answer; see parsing.py for each role).
+    answer_parsing: str = "strict"
+    #: ``official``: an induction proposal is valid only with exactly ``induction_num_inputs``
+    #: inputs that all run (public AZR code). ``lenient``: the inputs that ran are kept when
+    #: at least ``induction_min_valid_inputs`` (and 2) did.
+    induction_validity: str = "official"
+    #: Safety bound on the seed pass's rounds (it stops as soon as the buffers are full).
+    seed_pass_max_rounds: int = 1000
 
 
 @dataclass
@@ -136,6 +167,9 @@ class OptimConfig:
     entropy_coef: float = 0.001
     #: ``sample`` (paper equation) or ``token`` (official code: whiten over response tokens).
     normalize: str = "sample"
+    #: Response positions per fp32 log-softmax chunk in the update (memory: micro-batch ×
+    #: chunk × vocabulary × 4 bytes at a time).
+    logprob_chunk: int = 1024
 
 
 @dataclass
@@ -150,8 +184,9 @@ class ServiceConfig:
 
 @dataclass
 class DataConfig:
-    #: Root of the shared data; relative paths are resolved against the repository root.
-    root: str = "../shared/data"
+    #: Root of the data; relative paths are resolved against the repository root. The repository's
+    #: data/ ships CRUXEval and the AZR seeds; `make data` adds the math sets and MBPP+.
+    root: str = "data"
 
 
 @dataclass
@@ -221,12 +256,21 @@ class Config:
         for t in self.selfplay.task_types:
             if t not in TASK_TYPES:
                 raise ConfigError(f"selfplay.task_types: unknown task type {t!r}")
+        for name in ("dtype", "param_dtype"):
+            if getattr(self.model, name) not in _DTYPE_NAMES:
+                raise ConfigError(f"model.{name} must be one of {', '.join(_DTYPE_NAMES)}")
         if self.optim.normalize not in ("sample", "token"):
             raise ConfigError("optim.normalize must be 'sample' or 'token'")
         if self.generation.vllm_dtype not in (None, "float32", "bfloat16", "float16"):
             raise ConfigError("generation.vllm_dtype must be null, float32, bfloat16 or float16")
         if self.generation.backend not in ("hf", "vllm"):
             raise ConfigError("generation.backend must be 'hf' or 'vllm'")
+        if self.selfplay.proposer_rewards not in PROPOSER_LADDERS:
+            raise ConfigError(f"selfplay.proposer_rewards must be one of {', '.join(PROPOSER_LADDERS)}")
+        if self.selfplay.answer_parsing not in ("strict", "official"):
+            raise ConfigError("selfplay.answer_parsing must be 'strict' or 'official'")
+        if self.selfplay.induction_validity not in ("official", "lenient"):
+            raise ConfigError("selfplay.induction_validity must be 'official' or 'lenient'")
         if self.selfplay.seed not in ("identity", "file", "toy"):
             raise ConfigError("selfplay.seed must be 'identity', 'file' or 'toy'")
         if self.generation.prompt_style not in ("r1", "compact"):
@@ -247,6 +291,16 @@ class Config:
             raise ConfigError("selfplay.batch_size and learnability_rollouts must be >= 1")
         if self.train.distributed not in ("auto", "always"):
             raise ConfigError("train.distributed must be 'auto' or 'always'")
+        sp = self.selfplay
+        if sp.seed_buffer_factor * sp.batch_size > sp.buffer_capacity:
+            raise ConfigError(
+                "selfplay.seed_buffer_factor × batch_size exceeds buffer_capacity: the seed pass "
+                "could never fill the buffers"
+            )
+        if sp.seed_pass_max_rounds < 1:
+            raise ConfigError("selfplay.seed_pass_max_rounds must be >= 1")
+        if self.optim.logprob_chunk < 1:
+            raise ConfigError("optim.logprob_chunk must be >= 1")
         if not 0 < self.optim.clip_ratio < 1:
             raise ConfigError("optim.clip_ratio must be in (0, 1)")
         return self
@@ -386,7 +440,11 @@ def repo_root(start: Path | None = None) -> Path:
 
 
 def data_root(cfg: Config) -> Path:
-    env = os.environ.get("AZR_DATA_ROOT")
+    """``AZR_DATA_DIR`` (the service's variable too) if set, else ``data.root``."""
+    env = os.environ.get("AZR_DATA_DIR")
+    if not env and os.environ.get("AZR_DATA_ROOT"):
+        warnings.warn("AZR_DATA_ROOT is deprecated: set AZR_DATA_DIR", DeprecationWarning, stacklevel=2)
+        env = os.environ["AZR_DATA_ROOT"]
     root = Path(env) if env else Path(cfg.data.root)
     if not root.is_absolute():
         root = repo_root() / root

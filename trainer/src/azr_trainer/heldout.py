@@ -119,7 +119,9 @@ class HeldOutEvaluator:
         )
         answers, where = [], []
         for i, (it, g) in enumerate(zip(items, gens, strict=True)):
-            p = parsing.parse_solve(g.text, it.task_type)
+            p = parsing.parse_solve(
+                g.text, it.task_type, lenient=self.cfg.selfplay.answer_parsing == "official"
+            )
             if p.ok:
                 answers.append(make_answer(it.task_type, it.task, p.answer, f"h{step}-{i}"))
                 where.append(i)

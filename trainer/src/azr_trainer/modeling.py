@@ -14,10 +14,9 @@ from typing import Any
 import torch
 
 from azr_trainer.config import Config
+from azr_trainer.precision import to_dtype
 
 log = logging.getLogger(__name__)
-
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 def resolve_device(name: str) -> torch.device:
@@ -33,15 +32,19 @@ def tiny_base_dir(cfg: Config) -> Path:
 def tiny_cache_dir(cfg: Config) -> Path | None:
     """Where a warmed-up tiny model is cached between runs (``AZR_TINY_CACHE``; ``off``: none).
 
-    The build is deterministic, so the key is a hash of everything that goes into it.
+    The build is deterministic, so the key is a hash of everything that goes into it, the
+    warm-up corpus included.
     """
     root = os.environ.get("AZR_TINY_CACHE", str(Path.home() / ".cache" / "azr-trainer"))
     if root.lower() in ("", "0", "off", "none"):
         return None
     import azr_trainer
+    from azr_trainer import warmup
 
+    corpus = warmup.tokenizer_corpus(cfg.selfplay.induction_num_inputs)
     key = json.dumps(
         {
+            "corpus": hashlib.sha256("\x00".join(corpus).encode()).hexdigest(),
             "tiny": dataclasses.asdict(cfg.model.tiny),
             "toy": dataclasses.asdict(cfg.toy) if cfg.model.tiny.demos == "toy" else None,
             "refs": cfg.selfplay.num_references,
@@ -130,9 +133,9 @@ def load_pretrained(name_or_path: str, gguf_file: str | None, dtype: str) -> tup
     if gguf_file:
         kwargs["gguf_file"] = gguf_file
     tok = AutoTokenizer.from_pretrained(name_or_path, **kwargs)
-    model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=_DTYPES[dtype], **kwargs)
-    if model.dtype != _DTYPES[dtype]:
-        model = model.to(_DTYPES[dtype])
+    model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=to_dtype(dtype), **kwargs)
+    if model.dtype != to_dtype(dtype):
+        model = model.to(to_dtype(dtype))
     return model, tok
 
 
@@ -153,11 +156,18 @@ def apply_lora(model: Any, cfg: Config) -> Any:
 
 
 def load_policy(cfg: Config) -> tuple[Any, Any, torch.device]:
-    """Model (trainable), tokenizer (left padding, pad token set) and device."""
-    if cfg.model.name_or_path == "tiny":
+    """Model (trainable), tokenizer (left padding, pad token set) and device.
+
+    The trainable parameters are held in ``model.param_dtype`` (fp32 master weights by
+    default); ``model.dtype`` is only the compute dtype, applied with autocast by the backend
+    and the update. With LoRA the frozen base stays in the compute dtype.
+    """
+    mc = cfg.model
+    if mc.name_or_path == "tiny":
         model, tok = build_or_load_tiny(cfg)
     else:
-        model, tok = load_pretrained(cfg.model.name_or_path, cfg.model.gguf_file, cfg.model.dtype)
+        load_dtype = mc.dtype if mc.lora.enabled else mc.param_dtype
+        model, tok = load_pretrained(mc.name_or_path, mc.gguf_file, load_dtype)
     tok.padding_side = "left"
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
@@ -166,6 +176,17 @@ def load_policy(cfg: Config) -> tuple[Any, Any, torch.device]:
         model.config.use_cache = False
     if cfg.model.lora.enabled:
         model = apply_lora(model, cfg)
+    param_dtype = to_dtype(mc.param_dtype)
+    for p in model.parameters():
+        if p.requires_grad and p.is_floating_point() and p.dtype != param_dtype:
+            p.data = p.data.to(param_dtype)
+    if param_dtype != torch.float32:
+        log.warning(
+            "model.param_dtype=%s: AdamW steps on %s weights lose updates smaller than the "
+            "weights' resolution (most of them at lr 1e-6); float32 is recommended",
+            mc.param_dtype,
+            mc.param_dtype,
+        )
     device = resolve_device(cfg.model.device)
     model.to(device)
     return model, tok, device

@@ -173,6 +173,18 @@ def solve_prompt(task_type: str, task: Triplet | InductionTask, style: str = "r1
     return solve_induction_prompt(task)
 
 
+def code_prompt(problem: str, entry_point: str) -> str:
+    """A program-synthesis problem (MBPP+, HumanEval+): write the function ``entry_point``."""
+    instruction = (
+        "## Task: write a Python function\n"
+        f"{problem.strip()}\n\n"
+        f"Write the complete function `{entry_point}` in Python 3, with the imports it needs at "
+        "the top.\n\n"
+        f"## Answer format\n<answer>\n```python\ndef {entry_point}(...):\n    ...\n```\n</answer>"
+    )
+    return r1(instruction)
+
+
 def math_prompt(problem: str) -> str:
     instruction = (
         f"{problem.strip()}\n\nReason step by step, and put the final answer inside "

@@ -81,6 +81,15 @@ def make_answer(task_type: str, task: Triplet | InductionTask, answer: str, idx:
     return InductionAnswer(id=idx, answer=answer, cases=cases)
 
 
+def unverified(result: ValidateResult | VerifyResult) -> bool:
+    """No verdict to learn from: the client gave up (``client_side``), or the service reports
+    ``sandbox_error`` (its sandbox failed, which says nothing about the response). Such a
+    response gets no reward and is left out of the update and of learnability counts."""
+    if result.client_side or result.verdict == "sandbox_error":
+        return True
+    return isinstance(result, ValidateResult) and "sandbox_error" in result.input_verdicts
+
+
 @dataclass
 class SolveOutcome:
     gen: Generation
@@ -89,7 +98,7 @@ class SolveOutcome:
 
     @property
     def verified(self) -> bool:
-        return self.result is None or not self.result.client_side
+        return self.result is None or not unverified(self.result)
 
     @property
     def correct(self) -> bool:
@@ -117,6 +126,9 @@ class SelfPlay:
         self.rng = rng
         self.timer = timer or PhaseTimer()
         self.run_name = cfg.train.run_name
+        self.ladder = rewards.proposer_ladder(self.sp.proposer_rewards)
+        self.lenient = self.sp.answer_parsing == "official"
+        log.info("proposer rewards: %s", self.ladder.describe())
 
     # ------------------------------------------------------------------ helpers
     def _generate(self, prompt_list: list[str], desc: str) -> list[Generation]:
@@ -178,7 +190,10 @@ class SelfPlay:
         """Generate one solver response per (task type, task), parse and verify them."""
         style = self.cfg.generation.prompt_style
         gens = self._generate([prompts.solve_prompt(tt, t, style) for tt, t in items], desc)
-        parsed = [parsing.parse_solve(g.text, tt) for g, (tt, _) in zip(gens, items, strict=False)]
+        parsed = [
+            parsing.parse_solve(g.text, tt, lenient=self.lenient)
+            for g, (tt, _) in zip(gens, items, strict=False)
+        ]
         answers, where = [], []
         for i, ((tt, task), p) in enumerate(zip(items, parsed, strict=False)):
             if p.ok:
@@ -244,9 +259,22 @@ class SelfPlay:
         return out_t, out_i
 
     # ------------------------------------------------------------------ propose
-    def propose(self, step: int, learnability: bool = True) -> list[Rollout]:
+    def propose(
+        self,
+        step: int,
+        learnability: bool = True,
+        task_types: Sequence[str] | None = None,
+        seeding: bool = False,
+    ) -> list[Rollout]:
+        """``batch_size`` proposals per task type, validated, scored and buffered.
+
+        ``seeding`` (the seed pass): the tag format is not required, only the blocks, and a
+        task already buffered is never added again (as the public AZR code's seeding), whatever
+        ``reject_duplicates`` (which rejects duplicates during training) says.
+        """
         specs: list[tuple[str, str, Any]] = []  # (task type, prompt, references or program)
-        for tt in self.sp.task_types:
+        tags = not seeding
+        for tt in self.sp.task_types if task_types is None else task_types:
             for _ in range(self.sp.batch_size):
                 if tt == "induction":
                     pool = self.buffers.program_pool()
@@ -267,11 +295,13 @@ class SelfPlay:
         where: list[int] = []
         for i, ((tt, _, ctx), g) in enumerate(zip(specs, gens, strict=False)):
             if tt == "induction":
-                p = parsing.parse_propose_induction(g.text, self.sp.induction_num_inputs)
+                p = parsing.parse_propose_induction(
+                    g.text, self.sp.induction_num_inputs, lenient=self.lenient, require_tags=tags
+                )
                 if p.ok:
                     tasks.append(ValidateTask(f"p{step}-{i}", ctx, p.inputs))
             else:
-                p = parsing.parse_propose_code(g.text)
+                p = parsing.parse_propose_code(g.text, lenient=self.lenient, require_tags=tags)
                 if p.ok:
                     tasks.append(ValidateTask(f"p{step}-{i}", p.program, [p.input]))
             parsed.append(p)
@@ -288,19 +318,22 @@ class SelfPlay:
             ro = Rollout(tt, "propose", prompt, g, well_formed=p.ok, passed=False, reward=None)
             rollouts.append(ro)
             if not p.ok:
-                ro.reward = rewards.composite_reward(False, False, 0.0)
+                ro.reward = rewards.proposer_reward(self.ladder, False, False, [])
                 ro.verdict, ro.detail = "format_error", p.error
                 continue
             assert r is not None
             ro.verdict, ro.detail = r.verdict, r.detail
-            if r.client_side:
-                continue  # unverified: no reward, not used for training
-            task = self._proposal_task(tt, ctx, p, r, step)
-            if task is not None and self.sp.reject_duplicates:
+            if unverified(r):
+                continue  # no reward, not used for training
+            task, why = self._proposal_task(tt, ctx, p, r, step)
+            if task is None and why:
+                ro.verdict = r.verdict if r.verdict != "ok" else "invalid"
+                ro.detail = why
+            if task is not None and (self.sp.reject_duplicates or seeding):
                 if task.key() in seen or self.buffers.get(tt).contains(task):
                     task, ro.verdict, ro.detail = None, "duplicate", "same as a buffered task"
             if task is None:
-                ro.reward = rewards.composite_reward(True, False, 0.0)
+                ro.reward = rewards.proposer_reward(self.ladder, True, False, [])
                 continue
             seen.add(task.key())
             ro.passed = True
@@ -320,7 +353,7 @@ class SelfPlay:
                     continue
                 ro.learnability = rewards.learnability_reward(accs)
                 ro.info["solve_rate"] = sum(accs) / len(accs)
-                ro.reward = rewards.composite_reward(True, True, ro.learnability)
+                ro.reward = rewards.proposer_reward(self.ladder, True, True, accs)
         else:
             for i, _, _ in candidates:
                 rollouts[i].reward = 0.0
@@ -330,26 +363,35 @@ class SelfPlay:
 
     def _proposal_task(
         self, tt: str, ctx: Any, p: parsing.Parsed, r: ValidateResult, step: int
-    ) -> Triplet | InductionTask | None:
+    ) -> tuple[Triplet | InductionTask | None, str]:
+        """The task a validated proposal makes, or ``(None, why)`` (``why`` empty when the
+        service's verdict already says it)."""
         if tt == "induction":
             pairs = [
                 (i, o)
                 for i, o, v in zip(p.inputs, r.outputs, r.input_verdicts, strict=False)
                 if v == "ok" and o is not None
             ]
-            if len(pairs) < max(2, self.sp.induction_min_valid_inputs):
-                return None
+            n = self.sp.induction_num_inputs
+            if self.sp.induction_validity == "official":
+                if len(p.inputs) != n:
+                    return None, f"{len(p.inputs)} inputs; exactly {n} are needed"
+                if len(pairs) != n:
+                    return None, f"{n - len(pairs)} of the {n} inputs did not run"
+            elif len(pairs) < max(2, self.sp.induction_min_valid_inputs):
+                return None, f"only {len(pairs)} inputs ran"
             ins, outs = zip(*pairs, strict=False)
-            return InductionTask(ctx, tuple(ins), tuple(outs), p.message, step)
+            return InductionTask(ctx, tuple(ins), tuple(outs), p.message, step), ""
         if not r.valid or not r.outputs or r.outputs[0] is None:
-            return None
-        return Triplet(p.program, p.input, r.outputs[0], step)
+            return None, ""
+        return Triplet(p.program, p.input, r.outputs[0], step), ""
 
     # ------------------------------------------------------------------ solve
     def solve(self, step: int) -> list[Rollout]:
         items: list[tuple[str, Triplet | InductionTask]] = []
         for tt in self.sp.task_types:
-            for task in self.buffers.get(tt).sample_for_solve(self.sp.batch_size, self.rng):
+            n = self.sp.solve_batch_size or self.sp.batch_size
+            for task in self.buffers.get(tt).sample_for_solve(n, self.rng):
                 items.append((tt, task))
         outcomes = self.solve_many(items, step, f"solve {step}", "s")
         rollouts = []
@@ -361,7 +403,7 @@ class SelfPlay:
                 ro.verdict, ro.detail = "format_error", o.parsed.error
             else:
                 ro.verdict, ro.detail = o.result.verdict, o.result.detail
-                if not o.result.client_side:
+                if not unverified(o.result):
                     ro.reward = rewards.composite_reward(True, o.correct, rewards.solve_reward(o.correct))
             rollouts.append(ro)
         return rollouts
@@ -369,13 +411,36 @@ class SelfPlay:
     # ------------------------------------------------------------------ seed pass
     def seed_pass(self) -> None:
         """Paper: before training, the untrained model proposes until each buffer holds
-        ``seed_buffer_factor × batch_size`` tasks (no learnability, no update)."""
+        ``seed_buffer_factor × batch_size`` tasks (no learnability, no update).
+
+        As in the public AZR code, the proposals only need their code blocks, not the tag
+        format, and the pass goes on until the buffers are full: at most
+        ``seed_pass_max_rounds`` rounds, each proposing for the task types still short.
+        """
         factor = self.sp.seed_buffer_factor
         if factor <= 0:
             return
         target = factor * self.sp.batch_size
-        for _ in range(4 * factor):
-            if all(len(self.buffers.get(t)) >= target for t in self.sp.task_types):
+        max_rounds = self.sp.seed_pass_max_rounds
+        for rnd in range(1, max_rounds + 1):
+            short = [t for t in self.sp.task_types if len(self.buffers.get(t)) < target]
+            if not short:
                 break
-            self.propose(step=-1, learnability=False)
+            rollouts = self.propose(step=-1, learnability=False, task_types=short, seeding=True)
+            log.info(
+                "seed pass round %d: %d/%d proposals valid, buffers %s, target %d each",
+                rnd,
+                sum(1 for r in rollouts if r.passed),
+                len(rollouts),
+                self.buffers.sizes(),
+                target,
+            )
+        short = [t for t in self.sp.task_types if len(self.buffers.get(t)) < target]
+        if short:
+            raise RuntimeError(
+                f"seed pass: after {max_rounds} rounds the {', '.join(short)} buffer(s) still "
+                f"hold fewer than {target} tasks ({self.buffers.sizes()}); the model writes "
+                "too few valid programs. Raise selfplay.seed_pass_max_rounds, lower "
+                "selfplay.seed_buffer_factor, or start from selfplay.seed=file."
+            )
         log.info("after the seed pass: %s", self.buffers.sizes())

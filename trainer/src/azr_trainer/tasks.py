@@ -35,14 +35,14 @@ class InductionTask:
     outputs: tuple[str, ...]
     message: str
     step: int = -1
-    num_visible: int = field(default=0)  # 0: half (rounded up)
+    num_visible: int = field(default=0)  # 0: half, rounded down (as the public AZR code)
 
     def key(self) -> tuple[str, tuple[str, ...]]:
         return (self.program.strip(), tuple(i.strip() for i in self.inputs))
 
     @property
     def visible(self) -> list[tuple[str, str]]:
-        k = self.num_visible or (len(self.inputs) + 1) // 2
+        k = self.num_visible or len(self.inputs) // 2
         k = min(k, len(self.inputs) - 1) if len(self.inputs) > 1 else len(self.inputs)
         return list(zip(self.inputs[:k], self.outputs[:k], strict=False))
 

@@ -33,13 +33,16 @@ MESSAGE = "Find the rule."
 
 @dataclass(frozen=True)
 class ToyOp:
-    """One member template of the family: ``return <expr>`` with a constant ``k``."""
+    """One member template of the family: ``return <expr>``, with a constant ``{k}`` or none."""
 
     name: str
     expr: str  # "a + {k}"
     kind: str  # "int" | "str"
-    ks: tuple[int, ...]
     fn: Callable[[Any, int], Any]
+
+    @property
+    def uses_k(self) -> bool:
+        return "{k}" in self.expr
 
     def program(self, k: int) -> str:
         return f"def f(a):\n    return {self.expr.format(k=k)}"
@@ -48,13 +51,13 @@ class ToyOp:
 OPS: dict[str, ToyOp] = {
     op.name: op
     for op in (
-        ToyOp("add", "a + {k}", "int", (1, 2, 3, 4), lambda a, k: a + k),
-        ToyOp("sub", "a - {k}", "int", (1, 2, 3, 4), lambda a, k: a - k),
-        ToyOp("mul", "a * {k}", "int", (2, 3, 4), lambda a, k: a * k),
-        ToyOp("mod", "a % {k}", "int", (2, 3, 4), lambda a, k: a % k),
-        ToyOp("len", "len(a)", "str", (0,), lambda a, k: len(a)),
-        ToyOp("head", "a[:{k}]", "str", (1, 2), lambda a, k: a[:k]),
-        ToyOp("rev", "a[::-1]", "str", (0,), lambda a, k: a[::-1]),
+        ToyOp("add", "a + {k}", "int", lambda a, k: a + k),
+        ToyOp("sub", "a - {k}", "int", lambda a, k: a - k),
+        ToyOp("mul", "a * {k}", "int", lambda a, k: a * k),
+        ToyOp("mod", "a % {k}", "int", lambda a, k: a % k),
+        ToyOp("len", "len(a)", "str", lambda a, k: len(a)),
+        ToyOp("head", "a[:{k}]", "str", lambda a, k: a[:k]),
+        ToyOp("rev", "a[::-1]", "str", lambda a, k: a[::-1]),
     )
 }
 
@@ -75,13 +78,20 @@ class ToyMember:
 class ToyFamily:
     """Random members, inputs and answers of the family chosen by ``ops``."""
 
-    def __init__(self, ops: Sequence[str], max_int: int = 9, alphabet: str = "ab", max_len: int = 3):
+    def __init__(
+        self,
+        ops: Sequence[str],
+        ks: Sequence[int] = (1, 2, 3),
+        max_int: int = 9,
+        alphabet: str = "ab",
+        max_len: int = 3,
+    ):
         unknown = [o for o in ops if o not in OPS]
         if unknown:
             raise ValueError(f"unknown toy op(s) {unknown}; choose from {sorted(OPS)}")
-        if not ops:
-            raise ValueError("the toy family needs at least one op")
-        self.members = [ToyMember(OPS[o], k) for o in ops for k in OPS[o].ks]
+        if not ops or not ks or any(k < 1 for k in ks):
+            raise ValueError("the toy family needs at least one op and constants k >= 1")
+        self.members = [ToyMember(OPS[o], k) for o in ops for k in (ks if OPS[o].uses_k else (0,))]
         self.max_int = max_int
         self.alphabet = alphabet
         self.max_len = max_len
@@ -126,7 +136,7 @@ class ToyFamily:
 
 
 def family_from_config(cfg: ToyConfig) -> ToyFamily:
-    return ToyFamily(cfg.ops, max_int=cfg.max_int, alphabet=cfg.alphabet, max_len=cfg.max_len)
+    return ToyFamily(cfg.ops, cfg.ks, max_int=cfg.max_int, alphabet=cfg.alphabet, max_len=cfg.max_len)
 
 
 # ----------------------------------------------------------------------------- responses

@@ -16,11 +16,12 @@ import yaml
 from azr_trainer import checkpoint, parallel
 from azr_trainer.backends import make_backend
 from azr_trainer.buffers import Buffers
-from azr_trainer.config import Config
+from azr_trainer.config import Config, ConfigError
 from azr_trainer.heldout import HeldOutEvaluator
 from azr_trainer.metrics import MetricsSink, summarize
 from azr_trainer.modeling import load_policy
 from azr_trainer.parallel import LocalRuntime, Runtime
+from azr_trainer.precision import check_trainable, to_dtype
 from azr_trainer.selfplay import Rollout, SelfPlay, Verifier
 from azr_trainer.timing import PhaseTimer
 from azr_trainer.update import TrainSample, ppo_update
@@ -73,6 +74,12 @@ class Trainer:
         seed_everything(cfg.train.seed)
         self.rng = random.Random(cfg.train.seed)
         self.verifier = verifier if verifier is not None else make_client(cfg)
+        try:
+            check_trainable(cfg.model.dtype, cfg.model.param_dtype)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
+        self.compute_dtype = to_dtype(cfg.model.dtype)
+        log.info("precision: parameters in %s, compute in %s", cfg.model.param_dtype, cfg.model.dtype)
         with self.rt.main_first():  # rank 0 builds/caches the tiny model, the others load it
             self.model, self.tokenizer, self.device = load_policy(cfg)
         self.model.train()
@@ -184,6 +191,7 @@ class Trainer:
                 self.device,
                 self.rng,
                 ref_model=self.ref_model,
+                compute_dtype=self.compute_dtype,
                 runtime=self.rt,
             )
             self.backend.sync_weights()

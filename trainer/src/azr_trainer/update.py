@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import inspect
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
+from torch.utils.checkpoint import checkpoint
 
 from azr_trainer import parallel, trrpp
 from azr_trainer.config import OptimConfig
 from azr_trainer.parallel import LocalRuntime, Runtime
+from azr_trainer.precision import autocast
 
 
 @dataclass(frozen=True)
@@ -22,34 +25,114 @@ class TrainSample:
     group: tuple[str, str]  # (task_type, role)
 
 
-def pad_batch(
-    samples: Sequence[TrainSample], pad_id: int, device: torch.device
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Right-padded ``input_ids``/``attention_mask`` (B, L) and a response mask (B, L−1).
+@dataclass(frozen=True)
+class Batch:
+    """A left-padded micro-batch: every sequence ends in the last column, so the responses
+    are (the right-aligned parts of) the last ``R`` columns, R = the longest response."""
 
-    ``mask[:, j]`` marks that token ``j + 1`` is a response token, i.e. it is aligned with the
-    logits at position ``j``.
-    """
+    #: (B, L) prompt + response tokens, left-padded
+    ids: torch.Tensor
+    #: (B, L) 1 on real tokens
+    attn: torch.Tensor
+    #: (B, L) position ids counted from each row's first real token, as in generation
+    positions: torch.Tensor
+    #: (B, R) 1 where column j of ``ids[:, L − R:]`` is a response token
+    mask: torch.Tensor
+
+    @property
+    def response_width(self) -> int:
+        return int(self.mask.shape[1])
+
+
+def pad_batch(samples: Sequence[TrainSample], pad_id: int, device: torch.device) -> Batch:
+    """Left-pad prompt + response; the response mask covers only the last R columns."""
+    if any(not s.prompt_ids for s in samples):
+        raise ValueError("every sample needs a non-empty prompt")
     width = max(len(s.prompt_ids) + len(s.response_ids) for s in samples)
+    resp = max(len(s.response_ids) for s in samples)
     ids = torch.full((len(samples), width), pad_id, dtype=torch.long)
     attn = torch.zeros((len(samples), width), dtype=torch.long)
-    mask = torch.zeros((len(samples), width - 1), dtype=torch.float32)
+    mask = torch.zeros((len(samples), resp), dtype=torch.float32)
     for row, s in enumerate(samples):
         seq = s.prompt_ids + s.response_ids
-        ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
-        attn[row, : len(seq)] = 1
-        p = len(s.prompt_ids)
-        mask[row, p - 1 : p - 1 + len(s.response_ids)] = 1.0
-    return ids.to(device), attn.to(device), mask.to(device)
+        ids[row, width - len(seq) :] = torch.tensor(seq, dtype=torch.long)
+        attn[row, width - len(seq) :] = 1
+        mask[row, resp - len(s.response_ids) :] = 1.0
+    positions = (attn.cumsum(-1) - 1).clamp(min=0)
+    return Batch(ids.to(device), attn.to(device), positions.to(device), mask.to(device))
+
+
+def _logits_to_keep_arg(model: Any) -> str | None:
+    """The keyword that makes the model apply its lm_head to the last positions only."""
+    m = model
+    for _ in range(6):  # wrappers: the KL reference's adapter switch, DDP, peft, the HF model
+        if m is None:
+            return None
+        if isinstance(m, torch.nn.parallel.DistributedDataParallel):
+            m = m.module
+        if hasattr(m, "get_base_model"):
+            m = m.get_base_model()
+        forward = getattr(m, "forward", None)
+        if forward is not None:
+            params = inspect.signature(forward).parameters
+            for name in ("logits_to_keep", "num_logits_to_keep"):  # transformers >= 4.50, 4.45
+                if name in params:
+                    return name
+        m = getattr(m, "model", None)
+    return None
+
+
+def _logp_entropy(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """fp32 log π(target) and entropy for one chunk of positions."""
+    logp_all = torch.log_softmax(logits.float(), dim=-1)
+    logp = logp_all.gather(-1, targets[..., None]).squeeze(-1)
+    entropy = -(logp_all.exp() * logp_all).sum(-1)
+    return logp, entropy
 
 
 def token_logprobs(
-    model: Any, ids: torch.Tensor, attn: torch.Tensor, with_entropy: bool = False
+    model: Any,
+    batch: Batch,
+    with_entropy: bool = False,
+    compute_dtype: torch.dtype = torch.float32,
+    chunk: int = 1024,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """log π(token_{j+1} | ≤ j) for every position j, shape (B, L−1); optionally entropies."""
-    logits = model(input_ids=ids, attention_mask=attn, use_cache=False).logits[:, :-1].float()
-    logp = torch.log_softmax(logits, dim=-1).gather(-1, ids[:, 1:, None]).squeeze(-1)
-    entropy = trrpp.entropy_from_logits(logits) if with_entropy else None
+    """log π of the last R tokens of each row (B, R), aligned with ``batch.mask``; optionally
+    their entropies.
+
+    Memory: the lm_head runs only on the last R + 1 positions (``logits_to_keep``), never on
+    the prompt, and the fp32 log-softmax is taken ``chunk`` positions at a time. With
+    gradients on, each chunk is recomputed in the backward pass (activation checkpointing), so
+    at most one chunk of (B, chunk, vocab) fp32 values is alive at once. The forward pass runs
+    under autocast in ``compute_dtype``.
+    """
+    r = batch.response_width
+    kwargs: dict[str, Any] = {}
+    keep = _logits_to_keep_arg(model)
+    if keep is not None:
+        kwargs[keep] = r + 1
+    with autocast(batch.ids.device, compute_dtype):
+        out = model(
+            input_ids=batch.ids,
+            attention_mask=batch.attn,
+            position_ids=batch.positions,
+            use_cache=False,
+            **kwargs,
+        )
+    logits = out.logits[:, -(r + 1) : -1]  # position j predicts token j + 1
+    targets = batch.ids[:, -r:]
+    grad = torch.is_grad_enabled() and logits.requires_grad
+    logps, ents = [], []
+    for start in range(0, r, max(1, chunk)):
+        piece = (logits[:, start : start + chunk], targets[:, start : start + chunk])
+        if grad:
+            lp, en = checkpoint(_logp_entropy, *piece, use_reentrant=False)
+        else:
+            lp, en = _logp_entropy(*piece)
+        logps.append(lp)
+        ents.append(en)
+    logp = torch.cat(logps, dim=1)
+    entropy = torch.cat(ents, dim=1) if with_entropy else None
     return logp, entropy
 
 
@@ -59,17 +142,23 @@ def _chunks(idx: list[int], size: int) -> list[list[int]]:
 
 @torch.no_grad()
 def old_logprobs(
-    model: Any, samples: Sequence[TrainSample], micro: int, pad_id: int, device: torch.device
+    model: Any,
+    samples: Sequence[TrainSample],
+    micro: int,
+    pad_id: int,
+    device: torch.device,
+    compute_dtype: torch.dtype = torch.float32,
+    chunk: int = 1024,
 ) -> list[torch.Tensor]:
     """Per-sample behaviour log-probs (response positions only), computed before the update."""
     out: list[torch.Tensor] = []
     model.eval()
-    for chunk in _chunks(list(range(len(samples))), micro):
-        batch = [samples[i] for i in chunk]
-        ids, attn, mask = pad_batch(batch, pad_id, device)
-        logp, _ = token_logprobs(model, ids, attn)
+    for part in _chunks(list(range(len(samples))), micro):
+        batch = [samples[i] for i in part]
+        b = pad_batch(batch, pad_id, device)
+        logp, _ = token_logprobs(model, b, compute_dtype=compute_dtype, chunk=chunk)
         for row in range(len(batch)):
-            out.append(logp[row][mask[row] > 0].detach().cpu())
+            out.append(logp[row][b.mask[row] > 0].detach().cpu())
     model.train()
     return out
 
@@ -90,9 +179,13 @@ def ppo_update(
     device: torch.device,
     rng: random.Random,
     ref_model: Any | None = None,
+    compute_dtype: torch.dtype = torch.float32,
     runtime: Runtime | None = None,
 ) -> dict[str, float]:
     """One TRR++ update over all six groups together; returns averaged statistics.
+
+    Forward passes run under autocast in ``compute_dtype``; the parameters, their gradients
+    and the optimizer state keep the parameters' own dtype (fp32 master weights).
 
     ``samples`` is the GLOBAL batch on every rank. Under a multi-process ``runtime`` each rank
     runs its share of every mini-batch (``parallel.lockstep_shard``) with the loss scaled so
@@ -107,15 +200,18 @@ def ppo_update(
     groups = [s.group for s in samples]
     lengths = [len(s.response_ids) for s in samples]
     adv = trrpp.group_advantages(rewards, groups, lengths, mode=cfg.normalize)
+    chunk = cfg.logprob_chunk
     micro_size = cfg.micro_batch_size
-    old = parallel.sharded_map(
-        rt, lambda part: old_logprobs(model, part, micro_size, pad_id, device), samples
-    )
+
+    def logprobs_of(m: Any) -> list[torch.Tensor]:  # each rank its share, gathered in order
+        return parallel.sharded_map(
+            rt, lambda part: old_logprobs(m, part, micro_size, pad_id, device, compute_dtype, chunk), samples
+        )
+
+    old = logprobs_of(model)
     ref: list[torch.Tensor] | None = None
     if ref_model is not None and cfg.kl_coef:
-        ref = parallel.sharded_map(
-            rt, lambda part: old_logprobs(ref_model, part, micro_size, pad_id, device), samples
-        )
+        ref = logprobs_of(ref_model)
     params = [p for p in model.parameters() if p.requires_grad]
     totals: dict[str, float] = {"loss": 0.0, "pg_loss": 0.0, "clip_frac": 0.0, "entropy": 0.0}
     totals.update({"kl": 0.0, "grad_norm": 0.0, "approx_kl": 0.0})
@@ -136,8 +232,11 @@ def ppo_update(
                 keep = torch.tensor([share[j] is not None for j in pos], dtype=torch.float32, device=device)
                 batch = [samples[i] for i in micro]
                 with rt.grad_sync(model, sync=k == len(micros) - 1):
-                    ids, attn, mask = pad_batch(batch, pad_id, device)
-                    logp, ent = token_logprobs(model, ids, attn, with_entropy=cfg.entropy_coef > 0)
+                    b = pad_batch(batch, pad_id, device)
+                    mask = b.mask
+                    logp, ent = token_logprobs(
+                        model, b, with_entropy=cfg.entropy_coef > 0, compute_dtype=compute_dtype, chunk=chunk
+                    )
                     old_t = _scatter([old[i] for i in micro], mask)
                     ref_t = _scatter([ref[i] for i in micro], mask) if ref is not None else None
                     adv_t = trrpp.broadcast_advantages(

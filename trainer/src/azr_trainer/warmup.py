@@ -7,7 +7,10 @@ self-play loop has valid proposals to work with. Real models do not need this.
 
 from __future__ import annotations
 
+import ast
+import functools
 import random
+from typing import Any
 
 import torch
 
@@ -16,18 +19,20 @@ from azr_trainer.tasks import IDENTITY_INDUCTION, IDENTITY_TRIPLET, InductionTas
 
 PROGRAMS: list[tuple[str, list[str]]] = [
     ("def f(a):\n    return a * 2", ["3", "'ab'", "[1, 2]", "-4"]),
-    ("def f(a):\n    return a[::-1]", ["'abc'", "[1, 2, 3]", "'level'", "(4, 5)"]),
+    ("def f(a):\n    return a[::-1]", ["'abc'", "[1, 2, 3]", "'stop'", "(4, 5)"]),
     ("def f(a, b):\n    return a + b", ["1, 2", "'x', 'y'", "[1], [2]", "10, -3"]),
     ("def f(x):\n    return len(x)", ["'hello'", "[1, 2, 3]", "{}", "'a b'"]),
-    ("def f(n):\n    return sum(range(n))", ["5", "10", "0", "3"]),
-    ("def f(s):\n    return s.upper()", ["'hello'", "'MiXeD'", "'a1'", "''"]),
-    ("def f(a):\n    return sorted(a)", ["[3, 1, 2]", "'cab'", "(9, 7)", "[]"]),
-    ("def f(a):\n    return a % 3", ["7", "10", "2", "-1"]),
-    ("def f(a):\n    return [x * x for x in a]", ["[1, 2, 3]", "[0]", "[-2, 5]", "[]"]),
+    ("def f(n):\n    return sum(range(n))", ["5", "10", "4", "6"]),
+    ("def f(s):\n    return s.upper()", ["'hello'", "'MiXeD'", "'a1'", "'ok'"]),
+    ("def f(a):\n    return sorted(a)", ["[3, 1, 2]", "'cab'", "(9, 7)", "[2, 2, 1]"]),
+    ("def f(a):\n    return a % 3", ["7", "10", "5", "-1"]),
+    ("def f(a):\n    return [x * x for x in a]", ["[1, 2, 3]", "[3]", "[-2, 5]", "[4, -1]"]),
     ("def f(d):\n    return sorted(d.keys())", ["{'b': 1, 'a': 2}", "{1: 0}", "{}", "{'z': 0}"]),
     ("def f(a, b):\n    return max(a, b) - min(a, b)", ["3, 8", "5, 5", "-1, 1", "0, 9"]),
     ("def f(s):\n    return s.count('a')", ["'banana'", "'xyz'", "'aaa'", "''"]),
 ]
+
+_TRUSTED = frozenset(prog for prog, _ in PROGRAMS)
 
 THOUGHTS = [
     "Let me work through it.",
@@ -67,12 +72,28 @@ def solve_response(task_type: str, task: Triplet | InductionTask, rng: random.Ra
     return _wrap(rng.choice(THOUGHTS), body)
 
 
+@functools.cache
+def demo_output(program: str, inp: str) -> str:
+    """The repr of ``f(<inp>)`` for one of OUR fixed demo programs above.
+
+    Only the constants in ``PROGRAMS`` are run here, in-process; anything else (model text in
+    particular) is refused: untrusted code only ever runs in the verification service.
+    """
+    if program not in _TRUSTED:
+        raise ValueError("demo_output only runs the fixed programs of warmup.PROGRAMS")
+    namespace: dict[str, Any] = {}
+    exec(program, namespace)  # trusted: a constant of this module
+    args = ast.literal_eval(f"({inp},)")
+    return repr(namespace["f"](*args))
+
+
 def _demo_triplets(rng: random.Random) -> list[Triplet]:
-    # Outputs here only need to look plausible: the warm-up teaches the format, not answers.
+    """The identity seed plus two triplets per demo program, with their true outputs (so the
+    warm-up does not teach that the output repeats the input)."""
     out = [IDENTITY_TRIPLET]
     for prog, inputs in PROGRAMS:
         for inp in inputs[:2]:
-            out.append(Triplet(prog, inp, inp))
+            out.append(Triplet(prog, inp, demo_output(prog, inp)))
     rng.shuffle(out)
     return out
 

@@ -11,5 +11,6 @@ def make_backend(cfg, model, tokenizer, device) -> GenerationBackend:
 
         return VLLMBackend(cfg, model, tokenizer)
     from azr_trainer.backends.hf import HFBackend
+    from azr_trainer.precision import to_dtype
 
-    return HFBackend(model, tokenizer, cfg.generation, device)
+    return HFBackend(model, tokenizer, cfg.generation, device, compute_dtype=to_dtype(cfg.model.dtype))

@@ -8,14 +8,24 @@ import torch
 
 from azr_trainer.backends.base import Generation
 from azr_trainer.config import GenerationConfig
+from azr_trainer.precision import autocast
 
 
 class HFBackend:
-    def __init__(self, model: Any, tokenizer: Any, cfg: GenerationConfig, device: torch.device) -> None:
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        cfg: GenerationConfig,
+        device: torch.device,
+        compute_dtype: torch.dtype = torch.float32,
+    ) -> None:
         self.model = model
         self.tok = tokenizer
         self.cfg = cfg
         self.device = device
+        #: generation runs under autocast in this dtype (the weights may be fp32 masters)
+        self.compute_dtype = compute_dtype
         self.eos_ids = self._stop_ids()
 
     def _stop_ids(self) -> list[int]:
@@ -70,9 +80,10 @@ class HFBackend:
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         else:
             kwargs.update(do_sample=True, temperature=self.cfg.temperature, top_p=self.cfg.top_p, top_k=0)
-        seqs = self.model.generate(
-            input_ids=input_ids.to(self.device), attention_mask=attn.to(self.device), **kwargs
-        )
+        with autocast(self.device, self.compute_dtype):
+            seqs = self.model.generate(
+                input_ids=input_ids.to(self.device), attention_mask=attn.to(self.device), **kwargs
+            )
         results = []
         for row, ids in enumerate(batch):
             gen = seqs[row, width:].tolist()

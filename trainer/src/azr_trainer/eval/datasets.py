@@ -11,6 +11,20 @@ from azr_trainer.eval.math_grader import last_boxed
 
 MATH_SETS = ("math500", "aime24", "aime25", "amc23", "minerva_math", "olympiadbench", "gsm8k")
 CRUX_SETS = ("cruxeval-i", "cruxeval-o")
+#: EvalPlus-format program synthesis: name → (file, kind). ``data/…`` files ship with the
+#: repository; the others are looked up under the data root.
+CODE_SETS: dict[str, tuple[str, str]] = {
+    "mbppplus": ("mbppplus/MbppPlus.jsonl", "mbpp"),
+    "humanevalplus": ("humanevalplus/HumanEvalPlus.jsonl", "humaneval"),
+    "mbppplus-slice": ("data/mbppplus/MbppPlus-slice.jsonl", "mbpp"),
+}
+
+
+def code_set_path(name: str, root: Path, repo: Path) -> tuple[Path, str]:
+    rel, kind = CODE_SETS[name]
+    if rel.startswith("data/"):
+        return repo / rel, kind
+    return root / rel, kind
 
 
 @dataclass(frozen=True)

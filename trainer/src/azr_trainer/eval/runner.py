@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from azr_trainer import parsing, prompts
-from azr_trainer.config import Config, data_root
-from azr_trainer.eval import datasets
+from azr_trainer.config import Config, data_root, repo_root
+from azr_trainer.eval import code_eval, code_sets, datasets
 from azr_trainer.eval.math_grader import extract_math_answer, is_equiv
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ def eval_cruxeval(
     mode: str, items: list[datasets.CruxItem], backend: Any, verifier: Any, max_new: int
 ) -> tuple[BenchResult, list[dict]]:
     """``mode`` is ``o`` (predict the output) or ``i`` (predict an input)."""
-    from azr_trainer.selfplay import make_answer
+    from azr_trainer.selfplay import make_answer, unverified
     from azr_trainer.tasks import Triplet
 
     task_type = "deduction" if mode == "o" else "abduction"
@@ -61,9 +61,9 @@ def eval_cruxeval(
                 "response": g.text,
             }
         )
-    unverified = sum(1 for r in results if r is not None and r.client_side)
+    n_unverified = sum(1 for r in results if r is not None and unverified(r))
     correct = sum(1 for row in rows if row["correct"])
-    return BenchResult(f"cruxeval-{mode}", len(items), correct, unverified), rows
+    return BenchResult(f"cruxeval-{mode}", len(items), correct, n_unverified), rows
 
 
 def eval_math(
@@ -122,6 +122,7 @@ def run_eval(
 ) -> list[BenchResult]:
     from azr_trainer.backends.hf import HFBackend
     from azr_trainer.modeling import load_policy, load_pretrained, resolve_device
+    from azr_trainer.precision import to_dtype
 
     if backend is None:
         if model_path:
@@ -135,8 +136,8 @@ def run_eval(
             model, tok, device = load_policy(cfg)
         gen_cfg = cfg.generation
         gen_cfg.batch_size = cfg.eval.batch_size
-        backend = HFBackend(model, tok, gen_cfg, device)
-    crux_needed = any(b in datasets.CRUX_SETS for b in cfg.eval.benchmarks)
+        backend = HFBackend(model, tok, gen_cfg, device, compute_dtype=to_dtype(cfg.model.dtype))
+    crux_needed = any(b in datasets.CRUX_SETS or b in datasets.CODE_SETS for b in cfg.eval.benchmarks)
     if verifier is None and crux_needed:
         from azr_trainer.trainer import make_client
 
@@ -154,6 +155,22 @@ def run_eval(
         elif name in datasets.MATH_SETS:
             items_m = datasets.load_math(root, name, cfg.eval.limit)
             res, rows = eval_math(name, items_m, backend, max_new)
+        elif name in datasets.CODE_SETS:
+            path, kind = datasets.code_set_path(name, root, repo_root())
+            problems = code_sets.load_evalplus(path, kind, cfg.eval.limit)
+            code_res, rows = code_eval.eval_code(name, problems, backend, verifier, max_new)
+            log.info(
+                "%s: %d problems graded, %d skipped (reference failed every base input), "
+                "%d inputs dropped (reference failed or input too long)",
+                name,
+                code_res.n,
+                code_res.skipped_problems,
+                code_res.dropped_inputs,
+            )
+            results.append(
+                BenchResult(f"{name}-base", code_res.n, code_res.base_correct, code_res.unverified)
+            )
+            res = BenchResult(name, code_res.n, code_res.plus_correct, code_res.unverified)
         else:
             raise ValueError(f"unknown benchmark {name!r}")
         log.info("%s: %d/%d", name, res.correct, res.n)

@@ -6,6 +6,7 @@ Examples:
   azr-exec bench --quick
   azr-exec serve --port 8000                                   # embedded default
   AZR_REDIS_URL=redis://127.0.0.1:6379/0 azr-exec worker
+  azr-exec settings                                            # the settings in effect (AZR_* variables)
 """
 
 from __future__ import annotations
@@ -13,8 +14,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
 from pathlib import Path
+
+from bench.sections import SECTIONS, run_benchmark
+from executor.settings import SettingsError, get_settings
 
 
 def _read_program(path: str) -> str:
@@ -30,7 +35,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from executor.verdicts import Answer, ValidateTask
 
     program = _read_program(args.program)
-    with Engine() as engine:
+    with Engine(get_settings()) as engine:
         if args.answer is not None:
             if len(args.input) != 1:
                 raise SystemExit("error: --answer needs exactly one --input (the deduction task's input)")
@@ -58,8 +63,6 @@ def _plain(result: object) -> dict:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from executor.bench import run_benchmark
-
     return run_benchmark(args)
 
 
@@ -100,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
         help='argument list for one call, e.g. "\'abc\'" or "[1, 2], key=3" (repeatable; with none, f() is called with no arguments)',
     )
     check.add_argument("--answer", help="a predicted output to judge as a deduction answer")
-    check.add_argument("--repeats", type=int, default=2, help="runs per input (default 2)")
+    check.add_argument("--repeats", type=int, default=None, help="runs per input (default 2)")
     check.add_argument("--timeout", type=float, default=None, help="seconds per execution")
     check.set_defaults(func=cmd_check)
 
@@ -118,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--sections",
         default="engine",
-        help="comma-separated: engine (default), http, docker",
+        help=f"comma-separated, of: {', '.join(SECTIONS)} (default: engine)",
     )
     bench.set_defaults(func=cmd_bench)
 
@@ -135,14 +138,43 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--burst", action="store_true", help="exit when the queue is empty")
     worker.add_argument("--name", default=None, help="worker name (default: host and pid)")
     worker.set_defaults(func=cmd_worker)
+
+    settings = sub.add_parser(
+        "settings",
+        help="print the settings in effect (from AZR_* variables), or the table of all of them",
+    )
+    settings.add_argument(
+        "--markdown", action="store_true", help="the table of every variable (the README's settings table)"
+    )
+    settings.set_defaults(func=cmd_settings)
     return parser
+
+
+def cmd_settings(args: argparse.Namespace) -> int:
+    from executor.settings import markdown_table
+
+    if args.markdown:
+        print(markdown_table(), end="")
+        return 0
+    shown = get_settings().model_dump(mode="json")
+    shown["api"]["api_keys"] = [f"<{len(key)} characters>" for key in shown["api"]["api_keys"]]
+    if shown["queue"]["redis_url"]:
+        shown["queue"]["redis_url"] = re.sub(r"//[^@/]*@", "//<credentials>@", shown["queue"]["redis_url"])
+    print(json.dumps(shown, indent=2))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    try:
+        settings = get_settings()  # read once, here: a malformed variable is one line, not a traceback
+    except SettingsError as exc:
+        print(f"azr-exec: {exc}", file=sys.stderr)
+        return 2
+    default = "INFO" if args.verbose or args.command in ("serve", "worker") else "WARNING"
     logging.basicConfig(
-        level=logging.INFO if args.verbose or args.command in ("serve", "worker") else logging.WARNING,
+        level=settings.api.log_level or default,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     return int(args.func(args) or 0)

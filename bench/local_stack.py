@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 
 REPO = Path(__file__).resolve().parents[1]  # the checkout: processes run from here
-AZR_EXEC = [sys.executable, "-m", "executor.cli"]
+AZR_EXEC = [sys.executable, "-m", "cli"]
 
 
 def free_port() -> int:

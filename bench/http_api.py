@@ -82,7 +82,7 @@ def http_section(args: Any) -> dict[str, Any]:
     """Round trips and a 1,000-task batch per mode. This VM's speed drifts from minute to
     minute, so the engine's own time for the same batch is measured again right before
     each mode's batch, and "vs engine" compares the two neighbours."""
-    from api.local_stack import redis_answers, running_service
+    from bench.local_stack import redis_answers, running_service
 
     quick = bool(getattr(args, "quick", False))
     trips, size = (100, 1000) if quick else (300, 1000)

@@ -1,10 +1,6 @@
-"""`azr-exec bench`: throughput and latency of isolated executions, next to a naive baseline.
-
-The benchmark is organised in *sections*. A section is a function ``(args) -> dict`` that
-runs its measurements, prints its own table and returns its figures (which end up in the
-``--json`` file). ``engine`` lives here; others register theirs either with
-``register_section("name")`` or by being named in ``PLUGIN_SECTIONS`` (imported lazily, so
-a section whose dependencies are missing is skipped with a message, never a crash).
+"""The engine sections of `azr-exec bench`: throughput and latency of isolated executions,
+next to a naive baseline (``engine``), and a single request's latency while another client
+floods the pool with spinning programs (``flood``).
 
 The engine section replays the AZR seed workload (deduction/abduction seeds: program +
 input) through ``Engine.validate`` (cold, so every task runs ``repeats`` times) and
@@ -16,91 +12,23 @@ naive executor does: one fresh ``/usr/bin/python3`` subprocess per execution, wi
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
-Section = Callable[[argparse.Namespace], dict[str, Any]]
+from bench.sections import SectionUnavailable, print_table, row
+from executor.limits import Limits
+
 # An execution this long is the program's own work, not the executor's (reported apart).
 SLOW_EXECUTION_MS = 50
-
-SECTIONS: dict[str, Section] = {}
-# name -> "module:function", imported only when asked for.
-PLUGIN_SECTIONS: dict[str, str] = {
-    "http": "api.bench_http:http_section",
-    "docker": "executor.sandbox.docker_bench:docker_section",
-}
-
-
-class SectionUnavailable(RuntimeError):
-    """Raised by a section that cannot run here (no Docker, no data, ...): it is skipped."""
-
-
-def register_section(name: str) -> Callable[[Section], Section]:
-    def decorate(function: Section) -> Section:
-        SECTIONS[name] = function
-        return function
-
-    return decorate
-
-
-def resolve_section(name: str) -> Section | None:
-    if name in SECTIONS:
-        return SECTIONS[name]
-    target = PLUGIN_SECTIONS.get(name)
-    if target is None:
-        return None
-    module_name, _, attribute = target.partition(":")
-    module = importlib.import_module(module_name)
-    function: Section = getattr(module, attribute)
-    return function
-
-
-# ---------------------------------------------------------------------------- helpers
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
-
-
-def _row(
-    name: str, executions: int, seconds: float, latencies: Sequence[float], note: str = ""
-) -> dict[str, Any]:
-    return {
-        "name": name,
-        "executions": executions,
-        "seconds": round(seconds, 3),
-        "executions_per_s": round(executions / seconds, 1) if seconds > 0 else float("nan"),
-        "p50_ms": round(percentile(latencies, 0.50), 3),
-        "p99_ms": round(percentile(latencies, 0.99), 3),
-        "note": note,
-    }
-
-
-def print_table(title: str, rows: list[dict[str, Any]], baseline_rate: float | None) -> None:
-    header = f"{'':34s} {'executions':>10s} {'exec/s':>10s} {'p50 ms':>9s} {'p99 ms':>9s} {'x baseline':>11s}"
-    print(f"\n{title}\n{header}\n{'-' * len(header)}")
-    for row in rows:
-        rate = row["executions_per_s"]
-        ratio = f"{rate / baseline_rate:10.1f}x" if baseline_rate and rate == rate else f"{'':>11s}"
-        print(
-            f"{row['name']:34s} {row['executions']:>10,d} {rate:>10,.0f} {row['p50_ms']:>9.2f} "
-            f"{row['p99_ms']:>9.2f} {ratio}" + (f"  {row['note']}" if row.get("note") else "")
-        )
-
 
 # ---------------------------------------------------------------------------- baseline
 
@@ -120,15 +48,20 @@ except BaseException as exc:
 """
 
 
-def baseline(jobs: list[tuple[str, str]], runs: int, workers: int, timeout_s: float = 5.0) -> dict[str, Any]:
-    """One fresh `/usr/bin/python3 -I -S` per execution, rlimits set, `workers` at a time."""
+def baseline(
+    jobs: list[tuple[str, str]], runs: int, workers: int, limits: Limits | None = None
+) -> dict[str, Any]:
+    """One fresh `/usr/bin/python3 -I -S` per execution, rlimits set (the engine's default
+    limits), `workers` at a time."""
+    limits = limits or Limits()
+    timeout_s = limits.timeout_s
     python = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
     latencies: list[float] = []
 
     def one(index: int) -> None:
         program, text = jobs[index % len(jobs)]
         payload = json.dumps(
-            {"program": program, "input": text, "cpu_s": int(timeout_s) + 1, "memory_mb": 512}
+            {"program": program, "input": text, "cpu_s": limits.cpu_seconds(), "memory_mb": limits.memory_mb}
         )
         started = time.perf_counter()
         try:
@@ -151,7 +84,7 @@ def baseline(jobs: list[tuple[str, str]], runs: int, workers: int, timeout_s: fl
         for _ in pool.map(one, range(runs)):
             bar.update()
     elapsed = time.perf_counter() - started
-    return _row(f"BASELINE: fresh python3 x{workers}", runs, elapsed, latencies, f"{python} -I -S, rlimits")
+    return row(f"BASELINE: fresh python3 x{workers}", runs, elapsed, latencies, f"{python} -I -S, rlimits")
 
 
 # ---------------------------------------------------------------------------- engine section
@@ -177,10 +110,10 @@ def _chunks(items: list[Any], size: int) -> list[list[Any]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-@register_section("engine")
 def engine_section(args: argparse.Namespace) -> dict[str, Any]:
     from executor import datasets
-    from executor.engine import Engine, EngineSettings
+    from executor.engine import Engine
+    from executor.settings import load_settings
     from executor.verdicts import Answer, ValidateTask, Verdict
 
     quick = bool(getattr(args, "quick", False))
@@ -195,20 +128,21 @@ def engine_section(args: argparse.Namespace) -> dict[str, Any]:
     rounds = 1 if quick else 3
     # A per-run tag makes every program new to the cache, so the cold phases really execute.
     tag = uuid.uuid4().hex[:8]
-    settings = EngineSettings()
+    settings = load_settings()
+    sandbox = settings.sandbox
     engine = Engine(settings)
     started = time.perf_counter()
     engine.start()
     startup_s = time.perf_counter() - started
     print(
-        f"\nengine: {settings.lanes} lanes x {settings.zygotes_per_lane} zygote(s), {settings.fast_slots} fast slot(s) each, "
+        f"\nengine: {sandbox.lanes} lanes x {sandbox.zygotes_per_lane} zygote(s), {sandbox.fast_slots} fast slot(s) each, "
         f"{os.cpu_count()} CPUs, started in {startup_s:.2f} s; workload: {len(seeds)} AZR seed triplets"
         f" x {rounds} round(s)"
     )
     rows: list[dict[str, Any]] = []
     figures: dict[str, Any] = {
-        "lanes": settings.lanes,
-        "zygotes_per_lane": settings.zygotes_per_lane,
+        "lanes": sandbox.lanes,
+        "zygotes_per_lane": sandbox.zygotes_per_lane,
         "startup_s": round(startup_s, 3),
         "seed_triplets": len(seeds),
     }
@@ -242,7 +176,7 @@ def engine_section(args: argparse.Namespace) -> dict[str, Any]:
         for result in results:
             verdicts[result.verdict.value] += 1
         rows.append(
-            _row(
+            row(
                 "engine validate, cold (repeats=2)",
                 executions,
                 elapsed,
@@ -293,7 +227,7 @@ def engine_section(args: argparse.Namespace) -> dict[str, Any]:
         elapsed = time.perf_counter() - started
         executions = pool.executions - before
         rows.append(
-            _row(
+            row(
                 "engine verify, cold (ded+abd)",
                 executions,
                 elapsed,
@@ -309,7 +243,7 @@ def engine_section(args: argparse.Namespace) -> dict[str, Any]:
         started = time.perf_counter()
         judged = engine.verify(deductions)
         elapsed = time.perf_counter() - started
-        deduction_row = _row(
+        deduction_row = row(
             "engine verify, deduction only",
             len(deductions),
             elapsed,
@@ -337,7 +271,7 @@ def engine_section(args: argparse.Namespace) -> dict[str, Any]:
         hits = getattr(cache, "hits", 0) - hits_before
         lookups = hits + getattr(cache, "misses", 0) - misses_before
         hit_rate = hits / lookups if lookups else 0.0
-        cache_row = _row(
+        cache_row = row(
             "engine validate, cache hits",
             len(tasks),
             elapsed,
@@ -362,7 +296,7 @@ def engine_section(args: argparse.Namespace) -> dict[str, Any]:
                 bar.update(len(chunk))
         elapsed = time.perf_counter() - started
         rows.append(
-            _row(
+            row(
                 "engine validate, tiny programs",
                 pool.executions - before,
                 elapsed,
@@ -385,7 +319,7 @@ def engine_section(args: argparse.Namespace) -> dict[str, Any]:
             latencies.append((time.perf_counter() - t0) * 1000)
         elapsed = time.perf_counter() - started
         rows.append(
-            _row(
+            row(
                 "engine validate, 1 task per call",
                 pool.executions - before,
                 elapsed,
@@ -433,19 +367,19 @@ def engine_section(args: argparse.Namespace) -> dict[str, Any]:
     return figures
 
 
-@register_section("flood")
 def flood_section(args: argparse.Namespace) -> dict[str, Any]:
     """One client's single-task requests while another client runs 64 programs that spin
     until a 10 s timeout: the latency the first client sees, idle and under the flood."""
     import threading
 
-    from executor.engine import Engine, EngineSettings
+    from executor.engine import Engine
+    from executor.settings import load_settings
     from executor.verdicts import ValidateTask, Verdict
 
     quick = bool(getattr(args, "quick", False))
     tag = uuid.uuid4().hex[:8]
     spin_timeout_s = 10.0
-    engine = Engine(EngineSettings())
+    engine = Engine(load_settings())
     engine.start()
 
     def single(index: int) -> tuple[float, bool]:
@@ -488,8 +422,8 @@ def flood_section(args: argparse.Namespace) -> dict[str, Any]:
     wrong = sum(not ok for _, ok in idle + loaded)
     timeouts = sum(r.verdict is Verdict.TIMEOUT for r in flood_results)
     rows = [
-        _row("single task, idle engine", len(idle), sum(idle_ms) / 1000, idle_ms, "latency = whole call"),
-        _row(
+        row("single task, idle engine", len(idle), sum(idle_ms) / 1000, idle_ms, "latency = whole call"),
+        row(
             "single task, under the flood",
             len(loaded),
             sum(loaded_ms) / 1000,
@@ -505,40 +439,3 @@ def flood_section(args: argparse.Namespace) -> dict[str, Any]:
         f"{timeouts}/64 spinners timed out, the flood took {flood_s:.1f} s"
     )
     return {"rows": rows, "flood_p50_ms": p50, "wrong_single_verdicts": wrong, "spinner_timeouts": timeouts}
-
-
-# ---------------------------------------------------------------------------- entry point
-
-
-def run_benchmark(args: argparse.Namespace) -> int:
-    names = [
-        name.strip()
-        for name in str(getattr(args, "sections", "engine") or "engine").split(",")
-        if name.strip()
-    ]
-    report: dict[str, Any] = {"sections": {}, "skipped": {}}
-    for name in names:
-        try:
-            section = resolve_section(name)
-        except (ImportError, AttributeError) as exc:
-            message = f"section '{name}' is not available here: {exc}"
-            print(f"skipping {message}", file=sys.stderr)
-            report["skipped"][name] = message
-            continue
-        if section is None:
-            known = ", ".join(sorted({*SECTIONS, *PLUGIN_SECTIONS}))
-            message = f"unknown section '{name}' (known: {known})"
-            print(f"skipping {message}", file=sys.stderr)
-            report["skipped"][name] = message
-            continue
-        try:
-            report["sections"][name] = section(args)
-        except SectionUnavailable as exc:
-            print(f"skipping section '{name}': {exc}", file=sys.stderr)
-            report["skipped"][name] = str(exc)
-    json_out = getattr(args, "json_out", None)
-    if json_out:
-        with open(json_out, "w", encoding="utf-8") as handle:
-            json.dump(report, handle, indent=2)
-        print(f"\nfigures written to {json_out}")
-    return 0 if report["sections"] else 1

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.servers import free_port, running_service
 
 
 def run_check(tmp_path: Path, source: str, *args: str) -> tuple[int, dict]:
     program = tmp_path / "prog.py"
     program.write_text(source)
     done = subprocess.run(
-        [sys.executable, "-m", "executor.cli", "check", str(program), *args],
+        [sys.executable, "-m", "cli", "check", str(program), *args],
         capture_output=True,
         text=True,
         timeout=60,
@@ -49,9 +55,38 @@ def test_check_refuses_non_utf8_files_clearly(tmp_path: Path) -> None:
     program = tmp_path / "latin1.py"
     program.write_bytes(b"def f(a):\n    return '\xe9'\n")
     done = subprocess.run(
-        [sys.executable, "-m", "executor.cli", "check", str(program)],
+        [sys.executable, "-m", "cli", "check", str(program)],
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert done.returncode != 0 and "UTF-8" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "raw"),
+    [("AZR_API_KEYS", "key-1"), ("AZR_API_KEYS", '["a", '), ("AZR_SANDBOX_LANES", "two")],
+)
+def test_serve_stops_on_a_malformed_variable_with_one_line_naming_it(name: str, raw: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AZR_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "cli", "serve", "--port", str(free_port())],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**env, name: raw},
+    )
+    assert done.returncode == 2, done
+    assert done.stdout == "" and done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith(f"azr-exec: {name}={raw!r}: ") and "Traceback" not in done.stderr
+
+
+def test_serve_with_empty_api_keys_serves_without_keys() -> None:
+    """`AZR_API_KEYS=` (as `docker-compose` writes an unset key list) means no keys."""
+    with running_service(AZR_API_KEYS="") as service:
+        reply = httpx.post(
+            service.url + "/v1/validate",
+            json={"tasks": [{"id": "t", "program": "def f(a):\n    return a", "inputs": ["1"]}]},
+            timeout=30,
+        )
+        assert reply.status_code == 200 and reply.json()["results"][0]["outputs"] == ["1"]

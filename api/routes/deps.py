@@ -1,4 +1,4 @@
-"""Request dependencies: the backend, authentication, request limits."""
+"""Request dependencies of the routes: the settings, the backend, authentication."""
 
 from __future__ import annotations
 
@@ -10,14 +10,16 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api import metrics
-from api.core.config import Settings, get_settings
 from api.services.backends import Backend
+from executor.settings import Settings
 
 bearer = HTTPBearer(auto_error=False, description="An API key from AZR_API_KEYS, when keys are configured.")
 
 
-async def settings_dep() -> Settings:
-    return get_settings()
+async def settings_dep(request: Request) -> Settings:
+    """The settings the app was made with (`create_app`)."""
+    settings: Settings = request.app.state.settings
+    return settings
 
 
 async def backend_dep(request: Request) -> Backend:
@@ -30,7 +32,7 @@ async def require_key(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> str | None:
     """The caller's key id (a short hash), or None when no keys are configured."""
-    if not settings.api_keys:
+    if not settings.api.api_keys:
         return None
     if credentials is None:
         metrics.REJECTED.labels("unauthorized").inc()
@@ -40,22 +42,9 @@ async def require_key(
             headers={"WWW-Authenticate": "Bearer"},
         )
     offered = credentials.credentials.encode()
-    if not any(secrets.compare_digest(offered, key.encode()) for key in settings.api_keys):
+    if not any(secrets.compare_digest(offered, key.encode()) for key in settings.api.api_keys):
         metrics.REJECTED.labels("unauthorized").inc()
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED, "unknown API key", headers={"WWW-Authenticate": "Bearer"}
         )
     return hashlib.sha256(offered).hexdigest()[:12]
-
-
-def too_large(field: str, size: int, limit: int, setting: str) -> HTTPException:
-    metrics.REJECTED.labels("too_large").inc()
-    return HTTPException(
-        413,
-        f"{field} has {size:,}; the limit is {limit:,} ({setting})",
-    )
-
-
-def unprocessable(field: str, message: str) -> HTTPException:
-    metrics.REJECTED.labels("invalid").inc()
-    return HTTPException(422, f"{field}: {message}")

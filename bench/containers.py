@@ -1,10 +1,5 @@
-"""Benchmark section: isolated executions/s on the Docker backend, the local backend, and
-one ``docker run`` per execution -- all in the same run, on the same program.
-
-Register in executor/bench.py::
-
-    from executor.sandbox.docker_bench import docker_section
-    SECTIONS["docker"] = docker_section
+"""Benchmark section ``docker``: isolated executions/s on the Docker backend, the local
+backend, and one ``docker run`` per execution -- all in the same run, on the same program.
 
 ``docker_section(args)`` reads optional attributes of ``args`` (an argparse Namespace or
 anything with attributes): ``docker_executions`` (default 2000 per round), ``docker_rounds`` (default 3: the
@@ -12,7 +7,7 @@ local and Docker pools are measured alternately and the medians compared),
 ``docker_run_executions`` (default 24), ``lanes`` (default 4), ``docker_image``.  It returns a JSON-able dict; when no
 Docker engine answers it returns ``{"skipped": "<why>"}`` instead of failing.
 
-Run alone: ``python -m executor.sandbox.docker_bench [--executions N] [--docker-run N]``.
+Run alone: ``python -m bench.containers [--executions N] [--docker-run N]``.
 """
 
 from __future__ import annotations
@@ -35,7 +30,7 @@ TARGET_VS_DOCKER_RUN = 100.0  # and at least 100x one docker run per execution
 
 
 def _job() -> SandboxJob:
-    return SandboxJob(program=PROGRAM, input=ARGUMENT, calls=1, timeout_s=5.0, cpu_s=6, memory_mb=512)
+    return SandboxJob(program=PROGRAM, input=ARGUMENT, calls=1)
 
 
 def _run(pool: Any, lanes: range) -> list[ChildResult]:
@@ -121,20 +116,21 @@ def _docker_run_baseline(image: str, executions: int, concurrency: int) -> dict[
 
 
 def docker_section(args: Any = None) -> dict[str, Any]:
-    from executor.engine import EngineSettings
     from executor.sandbox.backends import make_pool
-    from executor.sandbox.docker_backend import DEFAULT_IMAGE, cleanup_containers, docker_available
+    from executor.sandbox.docker_backend import cleanup_containers, docker_available
+    from executor.settings import load_settings
 
     executions = int(getattr(args, "docker_executions", None) or 2000)
     run_executions = int(getattr(args, "docker_run_executions", None) or 24)
     lanes = int(getattr(args, "lanes", None) or 4)
     rounds = int(getattr(args, "docker_rounds", None) or 3)
-    image = getattr(args, "docker_image", None) or os.environ.get("AZR_SANDBOX_IMAGE", DEFAULT_IMAGE)
+    settings = load_settings()
+    image = getattr(args, "docker_image", None) or settings.docker.image
     ok, why = docker_available(image)
     if not ok:
         return {"skipped": why}
 
-    settings = EngineSettings(lanes=lanes)
+    settings = settings.updated(sandbox={"lanes": lanes}, docker={"image": image})
     report: dict[str, Any] = {
         "program": PROGRAM,
         "input": ARGUMENT,
@@ -144,8 +140,8 @@ def docker_section(args: Any = None) -> dict[str, Any]:
     }
 
     owner = f"bench-{os.getpid()}"
-    local = make_pool(settings.model_copy(update={"backend": "local"}))
-    docker_pool = make_pool(settings.model_copy(update={"backend": "docker"}), owner=owner)
+    local = make_pool(settings.updated(sandbox={"backend": "local"}))
+    docker_pool = make_pool(settings.updated(sandbox={"backend": "docker"}), owner=owner)
     runs: dict[str, list[dict[str, Any]]] = {"local": [], "docker": []}
     try:
         local.start()

@@ -1,0 +1,95 @@
+"""The toy world: the family, its warm-up demonstrations (form, not answers), held-out sets."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from azr_trainer import parsing, prompts, toy
+from azr_trainer.config import ConfigError, load_config
+
+
+@pytest.fixture
+def family() -> toy.ToyFamily:
+    return toy.family_from_config(load_config(preset="toy").toy)
+
+
+def test_members_compute_their_outputs() -> None:
+    fam = toy.ToyFamily(["add", "mod", "head", "rev", "len"], ks=[2], max_int=5)
+    by_program = {m.program: m for m in fam.members}
+    assert by_program["def f(a):\n    return a + 2"].run(3) == 5
+    assert by_program["def f(a):\n    return a % 2"].run(5) == 1
+    assert by_program["def f(a):\n    return a[:2]"].run("abc") == "ab"
+    assert by_program["def f(a):\n    return a[::-1]"].run("ab") == "ba"
+    assert by_program["def f(a):\n    return len(a)"].run("ab") == 2
+    assert len(fam.members) == 5  # ops without k appear once
+
+
+def test_triplets_are_literals_of_the_member(family: toy.ToyFamily) -> None:
+    rng = random.Random(3)
+    for _ in range(200):
+        t = family.triplet(rng)
+        member = next(m for m in family.members if m.program == t.program)
+        import ast
+
+        assert repr(member.run(ast.literal_eval(t.input))) == t.output
+
+
+def test_bad_family_settings_are_refused() -> None:
+    with pytest.raises(ValueError, match="unknown toy op"):
+        toy.ToyFamily(["pow"])
+    with pytest.raises(ConfigError, match="toy.ops"):
+        load_config(preset="toy", overrides=["toy.ops=[add, nope]"])
+    with pytest.raises(ConfigError, match="eval_sets"):
+        load_config(preset="toy", overrides=["train.eval_sets=[humaneval]"])
+    with pytest.raises(ConfigError, match="prompt_style"):
+        load_config(preset="toy", overrides=["generation.prompt_style=short"])
+
+
+def test_demonstrations_teach_the_form_and_not_the_answers(family: toy.ToyFamily) -> None:
+    rng = random.Random(0)
+    pairs = toy.demonstrations(family, 600, rng, num_references=2, num_inputs=4, style="compact")
+    solved = right = 0
+    for prompt, response in pairs:
+        assert prompt.endswith("Assistant: <think>")
+        if prompt.startswith("User: Propose a new"):
+            p = parsing.parse_propose_code(response)
+            assert p.ok and p.program in {m.program for m in family.members}
+        elif prompt.startswith("User: Propose"):
+            p = parsing.parse_propose_induction(response, 4)
+            assert p.ok and len(p.inputs) == 4
+        elif prompt.startswith("User: Deduce"):
+            p = parsing.parse_solve(response, "deduction")
+            assert p.ok
+            program = prompt.split("```python\n")[1].split("\n```")[0]
+            inp = prompt.split("```input\n")[1].split("\n```")[0]
+            member = next(m for m in family.members if m.program == program)
+            import ast
+
+            solved += 1
+            right += repr(member.run(ast.literal_eval(inp))) == p.answer
+    assert solved >= 90
+    # random answers: about chance (19 possible outputs), far from the truth
+    assert right / solved < 0.25
+
+
+def test_heldout_set_is_fixed_distinct_and_per_type(family: toy.ToyFamily) -> None:
+    types = ["deduction", "abduction", "induction"]
+    a = toy.heldout_set(family, 20, types, num_inputs=4, seed=0)
+    b = toy.heldout_set(family, 20, types, num_inputs=4, seed=0)
+    assert a == b
+    for tt in types:
+        keys = [h.task.key() for h in a if h.task_type == tt]
+        assert len(keys) == 20 == len(set(keys))
+    assert toy.heldout_set(family, 20, types, 4, seed=1) != a
+
+
+def test_compact_prompts_hold_the_task() -> None:
+    t = toy.ToyFamily(["add"], ks=[1]).triplet(random.Random(0))
+    ded = prompts.solve_prompt("deduction", t, "compact")
+    assert (
+        t.program in ded and f"```input\n{t.input}\n```" in ded and t.output not in ded.split("```input")[1]
+    )
+    abd = prompts.solve_prompt("abduction", t, "compact")
+    assert f"```output\n{t.output}\n```" in abd and "```input" not in abd
+    assert len(ded) < len(prompts.solve_prompt("deduction", t)) / 3
