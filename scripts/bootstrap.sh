@@ -67,6 +67,10 @@ if [[ ! -f "$stamp" ]]; then
     # extra brings the modules its reward-manager import path uses.
     [[ -f client/pyproject.toml ]] && .venv/bin/pip install -q "${pin[@]}" -e 'client[trl,verl-reward]' &&
       .venv/bin/pip install -q --no-deps 'verl==0.9.1'
+    # verl's wheel ships its own top-level `tests` package into site-packages, which shadows this
+    # repository's tests/ when a single test file is collected: remove that stray package.
+    site_tests=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/tests
+    if grep -qs '^tests/' .venv/lib/python3*/site-packages/verl-*.dist-info/RECORD; then rm -rf "$site_tests"; fi
     # accelerate (a dependency: multi-process training) and peft (the lora extra, for the LoRA tests)
     [[ -f trainer/pyproject.toml ]] && .venv/bin/pip install -q "${pin[@]}" -e 'trainer[lora]'
   else
