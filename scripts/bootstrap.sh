@@ -71,7 +71,8 @@ if [[ ! -f "$stamp" ]]; then
     # repository's tests/ when a single test file is collected: remove that stray package.
     site_tests=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/tests
     if grep -qs '^tests/' .venv/lib/python3*/site-packages/verl-*.dist-info/RECORD; then rm -rf "$site_tests"; fi
-    [[ -f trainer/pyproject.toml ]] && .venv/bin/pip install -q "${pin[@]}" -e trainer
+    # accelerate (a dependency: multi-process training) and peft (the lora extra, for the LoRA tests)
+    [[ -f trainer/pyproject.toml ]] && .venv/bin/pip install -q "${pin[@]}" -e 'trainer[lora]'
   else
     log "installing the service"
     .venv/bin/pip install -q -e .

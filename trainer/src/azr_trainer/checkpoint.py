@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,7 @@ def save_checkpoint(
     output_dir: str | Path,
     step: int,
     model_state: dict[str, torch.Tensor],
-    optimizer: torch.optim.Optimizer,
+    optimizer: torch.optim.Optimizer | dict[str, Any],
     buffers: Buffers,
     trainer_rng: random.Random,
     config: dict[str, Any],
@@ -62,7 +63,8 @@ def save_checkpoint(
 ) -> Path:
     """Write ``checkpoints/step_NNNNNN`` atomically (a temp dir renamed when complete).
 
-    ``step`` is the number of finished steps: resuming starts at step ``step``.
+    ``step`` is the number of finished steps: resuming starts at step ``step``. ``optimizer`` is
+    the optimizer or its state dict (a multi-process run gathers it first).
     """
     final = checkpoint_dir(output_dir, step)
     tmp = final.with_name(final.name + ".tmp")
@@ -70,7 +72,8 @@ def save_checkpoint(
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
     torch.save(model_state, tmp / "model.pt")
-    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+    optim_state = optimizer if isinstance(optimizer, dict) else optimizer.state_dict()
+    torch.save(optim_state, tmp / "optimizer.pt")
     torch.save(rng_state(trainer_rng), tmp / "rng.pt")
     (tmp / "buffers.json").write_text(json.dumps(buffers.state_dict()))
     (tmp / "trainer_state.json").write_text(json.dumps({"step": step, **(extra or {})}))
@@ -107,14 +110,23 @@ def load_checkpoint(
     optimizer: torch.optim.Optimizer,
     buffers: Buffers,
     trainer_rng: random.Random,
+    load_states: Callable[[dict[str, torch.Tensor], dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
-    """Restore everything in place; returns the trainer state (``step`` = steps finished)."""
+    """Restore everything in place; returns the trainer state (``step`` = steps finished).
+
+    ``load_states(model_state, optimizer_state)`` replaces the plain ``load_state_dict`` calls
+    where the parameters are sharded (FSDP).
+    """
     path = Path(path)
     state = torch.load(path / "model.pt", map_location="cpu", weights_only=True)
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if unexpected or (missing and len(missing) == len(list(model.state_dict()))):
-        raise RuntimeError(f"checkpoint {path} does not match the model ({unexpected or missing})")
-    optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=False))
+    optim_state = torch.load(path / "optimizer.pt", weights_only=False)
+    if load_states is not None:
+        load_states(state, optim_state)
+    else:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        if unexpected or (missing and len(missing) == len(list(model.state_dict()))):
+            raise RuntimeError(f"checkpoint {path} does not match the model ({unexpected or missing})")
+        optimizer.load_state_dict(optim_state)
     buffers.load_state_dict(json.loads((path / "buffers.json").read_text()))
     set_rng_state(torch.load(path / "rng.pt", weights_only=False), trainer_rng)
     return json.loads((path / "trainer_state.json").read_text())

@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -104,9 +105,12 @@ def _config(args: argparse.Namespace):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from azr_trainer import distributed
     from azr_trainer.trainer import Trainer, make_client
 
     cfg = _config(args)
+    if distributed.wanted(cfg):  # under `accelerate launch` (docs/trainer/README.md)
+        return _train_distributed(cfg, args)
     client = make_client(cfg)
     if not client.healthz():
         logging.error("verification service not reachable at %s/healthz", cfg.service.url)
@@ -115,12 +119,39 @@ def cmd_train(args: argparse.Namespace) -> int:
     history = trainer.train(steps=args.steps)
     final = Path(cfg.train.output_dir) / "final"
     trainer.export(final)
+    _report(trainer, history, final)
+    return 0
+
+
+def _train_distributed(cfg: Any, args: argparse.Namespace) -> int:
+    from azr_trainer import distributed, parallel
+    from azr_trainer.trainer import make_client
+
+    rt = distributed.AccelerateRuntime(cfg)
+    if not rt.is_main:  # one copy of the log: rank 0's
+        logging.getLogger().setLevel(logging.WARNING)
+    client = make_client(cfg)
+    if not parallel.call_on_main(rt, client.healthz):  # rank 0 talks to the service
+        if rt.is_main:
+            logging.error("verification service not reachable at %s/healthz", cfg.service.url)
+        rt.close()
+        return 2
+    trainer = distributed.make_trainer(cfg, verifier=client, runtime=rt)
+    history = trainer.train(steps=args.steps)  # an error on any rank ends the launch
+    final = Path(cfg.train.output_dir) / "final"
+    trainer.export(final)
+    if rt.is_main:
+        _report(trainer, history, final)
+    rt.close()
+    return 0
+
+
+def _report(trainer: Any, history: list[dict[str, float]], final: Path) -> None:
     if history:
         last = history[-1]
         keys = ("time/step", "time/generation", "time/service", "time/update")
         print(json.dumps({k: round(last[k], 3) for k in keys if k in last}))
     print(f"finished at step {trainer.step}; policy saved to {final}")
-    return 0
 
 
 def cmd_eval(args: argparse.Namespace) -> int:

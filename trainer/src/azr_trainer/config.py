@@ -100,6 +100,10 @@ class GenerationConfig:
     #: Prompts per ``generate`` call (HF backend).
     batch_size: int = 16
     vllm_gpu_memory_utilization: float = 0.4
+    #: The vLLM engine's dtype (null: model.dtype), e.g. bfloat16 with float32 master weights.
+    vllm_dtype: str | None = None
+    #: Largest batch of tensors handed to the engine per weight-sync call.
+    vllm_sync_bucket_mb: float = 512.0
     #: ``r1`` (the paper's prompts) or ``compact`` (same tasks and answer format, a few words).
     prompt_style: str = "r1"
 
@@ -220,6 +224,11 @@ class TrainConfig:
     progress: bool = True
     #: torch CPU threads (0: torch's default).
     num_threads: int = 0
+    #: ``auto``: multi-process (accelerate) when launched with more than one process; ``always``:
+    #: through accelerate even with one (see azr_trainer/distributed.py).
+    distributed: str = "auto"
+    #: How long a rank waits for the others at a collective before the run fails.
+    distributed_timeout_s: int = 1800
     #: Greedy held-out evaluation every this many steps (0: off), also before step 0 and at the end.
     eval_every: int = 0
     #: What it evaluates: ``toy`` (the toy family's held-out set), ``cruxeval-o``, ``cruxeval-i``.
@@ -252,6 +261,8 @@ class Config:
                 raise ConfigError(f"model.{name} must be one of {', '.join(_DTYPE_NAMES)}")
         if self.optim.normalize not in ("sample", "token"):
             raise ConfigError("optim.normalize must be 'sample' or 'token'")
+        if self.generation.vllm_dtype not in (None, "float32", "bfloat16", "float16"):
+            raise ConfigError("generation.vllm_dtype must be null, float32, bfloat16 or float16")
         if self.generation.backend not in ("hf", "vllm"):
             raise ConfigError("generation.backend must be 'hf' or 'vllm'")
         if self.selfplay.proposer_rewards not in PROPOSER_LADDERS:
@@ -278,6 +289,8 @@ class Config:
             raise ConfigError("train.eval_every must be >= 0")
         if self.selfplay.batch_size < 1 or self.selfplay.learnability_rollouts < 1:
             raise ConfigError("selfplay.batch_size and learnability_rollouts must be >= 1")
+        if self.train.distributed not in ("auto", "always"):
+            raise ConfigError("train.distributed must be 'auto' or 'always'")
         sp = self.selfplay
         if sp.seed_buffer_factor * sp.batch_size > sp.buffer_capacity:
             raise ConfigError(
@@ -293,7 +306,7 @@ class Config:
         return self
 
 
-PRESETS = ("tiny-cpu", "toy", "paper-7b")
+PRESETS = ("tiny-cpu", "toy", "paper-7b", "multi-gpu")
 HELDOUT_SETS = ("toy", "cruxeval-o", "cruxeval-i")
 
 

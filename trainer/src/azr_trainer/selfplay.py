@@ -21,10 +21,11 @@ from azr_client import (
 )
 from tqdm.auto import tqdm
 
-from azr_trainer import parsing, prompts, rewards
+from azr_trainer import parallel, parsing, prompts, rewards
 from azr_trainer.backends.base import Generation, GenerationBackend
 from azr_trainer.buffers import Buffers
 from azr_trainer.config import Config
+from azr_trainer.parallel import LocalRuntime, Runtime
 from azr_trainer.tasks import IDENTITY_PROGRAM, InductionTask, Triplet
 from azr_trainer.timing import PhaseTimer
 
@@ -113,8 +114,11 @@ class SelfPlay:
         buffers: Buffers,
         rng: random.Random,
         timer: PhaseTimer | None = None,
+        runtime: Runtime | None = None,
     ) -> None:
         self.cfg = cfg
+        #: Multi-process hooks (parallel.py): sharded generation, verdicts from rank 0.
+        self.rt = runtime if runtime is not None else LocalRuntime()
         self.sp = cfg.selfplay
         self.backend = backend
         self.verifier = verifier
@@ -128,42 +132,57 @@ class SelfPlay:
 
     # ------------------------------------------------------------------ helpers
     def _generate(self, prompt_list: list[str], desc: str) -> list[Generation]:
+        """One generation per prompt, in order. Chunk ``c`` is sampled under seed ``base + c``
+        by rank ``c % world``; every rank gets all generations (``parallel.py``)."""
         if not prompt_list:
             return []
         with self.timer.phase("generation"):
-            out: list[Generation] = []
-            chunk = max(1, self.cfg.generation.batch_size)
+            rt = self.rt
+            base = parallel.draw_seed(rt)
+            chunks = parallel.chunk_ranges(len(prompt_list), self.cfg.generation.batch_size, rt.world_size)
+            mine = [(c, r) for c, r in enumerate(chunks) if c % rt.world_size == rt.rank]
             bar = tqdm(
-                total=len(prompt_list),
+                total=sum(len(r) for _, r in mine),
                 desc=desc,
                 leave=False,
-                disable=not self.cfg.train.progress,
+                disable=not (self.cfg.train.progress and rt.is_main),
                 unit="seq",
             )
-            for start in range(0, len(prompt_list), chunk):
-                part = prompt_list[start : start + chunk]
-                out.extend(self.backend.generate(part))
-                bar.update(len(part))
+            local: list[list[Generation]] = []
+            for c, r in mine:
+                with parallel.seeded(base + c):
+                    local.append(self.backend.generate(prompt_list[r.start : r.stop]))
+                bar.update(len(r))
             bar.close()
+            per_rank = rt.all_gather(local)
+            out: list[Generation] = []
+            for c in range(len(chunks)):
+                out.extend(per_rank[c % rt.world_size][c // rt.world_size])
             return out
 
     def _validate(self, tasks: list[ValidateTask], step: int) -> list[ValidateResult]:
         if not tasks:
             return []
-        with self.timer.phase("service"):
-            return self.verifier.validate(
-                tasks,
-                repeats=self.sp.validate_repeats,
-                timeout_s=self.sp.exec_timeout_s,
-                run=self.run_name,
-                step=step if step >= 0 else None,  # seeding / seed pass: no step tag
+        with self.timer.phase("service"):  # rank 0 asks the service, every rank gets the results
+            return parallel.call_on_main(
+                self.rt,
+                lambda: self.verifier.validate(
+                    tasks,
+                    repeats=self.sp.validate_repeats,
+                    timeout_s=self.sp.exec_timeout_s,
+                    run=self.run_name,
+                    step=step if step >= 0 else None,  # seeding / seed pass: no step tag
+                ),
             )
 
     def _verify(self, answers: list[Any], step: int) -> list[VerifyResult]:
         if not answers:
             return []
         with self.timer.phase("service"):
-            return self.verifier.verify(answers, run=self.run_name, step=step if step >= 0 else None)
+            return parallel.call_on_main(
+                self.rt,
+                lambda: self.verifier.verify(answers, run=self.run_name, step=step if step >= 0 else None),
+            )
 
     def solve_many(
         self, items: list[tuple[str, Triplet | InductionTask]], step: int, desc: str, tag: str

@@ -13,13 +13,14 @@ from typing import Any
 import torch
 import yaml
 
-from azr_trainer import checkpoint
+from azr_trainer import checkpoint, parallel
 from azr_trainer.backends import make_backend
 from azr_trainer.buffers import Buffers
 from azr_trainer.config import Config, ConfigError
 from azr_trainer.heldout import HeldOutEvaluator
 from azr_trainer.metrics import MetricsSink, summarize
-from azr_trainer.modeling import load_policy, trainable_state
+from azr_trainer.modeling import load_policy
+from azr_trainer.parallel import LocalRuntime, Runtime
 from azr_trainer.precision import check_trainable, to_dtype
 from azr_trainer.selfplay import Rollout, SelfPlay, Verifier
 from azr_trainer.timing import PhaseTimer
@@ -62,8 +63,10 @@ def to_samples(rollouts: list[Rollout]) -> list[TrainSample]:
 
 
 class Trainer:
-    def __init__(self, cfg: Config, verifier: Verifier | None = None) -> None:
+    def __init__(self, cfg: Config, verifier: Verifier | None = None, runtime: Runtime | None = None) -> None:
         self.cfg = cfg
+        #: One process (LocalRuntime) or N under accelerate (distributed.AccelerateRuntime).
+        self.rt = runtime if runtime is not None else LocalRuntime()
         self.out = Path(cfg.train.output_dir)
         self.out.mkdir(parents=True, exist_ok=True)
         if cfg.train.num_threads > 0:
@@ -77,7 +80,8 @@ class Trainer:
             raise ConfigError(str(exc)) from exc
         self.compute_dtype = to_dtype(cfg.model.dtype)
         log.info("precision: parameters in %s, compute in %s", cfg.model.param_dtype, cfg.model.dtype)
-        self.model, self.tokenizer, self.device = load_policy(cfg)
+        with self.rt.main_first():  # rank 0 builds/caches the tiny model, the others load it
+            self.model, self.tokenizer, self.device = load_policy(cfg)
         self.model.train()
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(
@@ -87,14 +91,19 @@ class Trainer:
             weight_decay=cfg.optim.weight_decay,
         )
         self.ref_model = self._reference_model()
+        #: What the update runs (DDP/FSDP-wrapped under accelerate; ``self.model`` otherwise).
+        self.train_model, self.optimizer = self.rt.prepare(self.model, self.optimizer)
         self.backend = make_backend(cfg, self.model, self.tokenizer, self.device)
         self.buffers = Buffers(cfg.selfplay.buffer_capacity)
         self.timer = PhaseTimer()
-        self.selfplay = SelfPlay(cfg, self.backend, self.verifier, self.buffers, self.rng, self.timer)
+        self.selfplay = SelfPlay(
+            cfg, self.backend, self.verifier, self.buffers, self.rng, self.timer, runtime=self.rt
+        )
         self.step = 0
         self.sink: MetricsSink | None = None
         self.heldout = HeldOutEvaluator(cfg, self.backend, self.verifier)
-        (self.out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        if self.rt.is_main:
+            (self.out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
 
     def _reference_model(self) -> Any:
         if not self.cfg.optim.kl_coef:
@@ -112,7 +121,7 @@ class Trainer:
         resume = self.cfg.train.resume
         path: Path | None = None
         if resume == "auto":
-            path = checkpoint.latest_checkpoint(self.out)
+            path = self.rt.broadcast(checkpoint.latest_checkpoint(self.out))  # all ranks: rank 0's pick
         elif resume:
             path = Path(resume)
         if path is not None:
@@ -123,26 +132,40 @@ class Trainer:
             self.selfplay.seed_pass()
             self.timer.reset()
 
-    def save(self) -> Path:
-        lora = self.cfg.model.lora.enabled
-        return checkpoint.save_checkpoint(
-            self.out,
-            self.step,
-            trainable_state(self.model, lora),
+    def save(self) -> Path | None:
+        """Write a checkpoint (rank 0 only; the state is the same on every rank)."""
+        path = None
+        # gathered on rank 0 where the parameters are sharded (FSDP); a collective, so every rank
+        model_state = self.rt.model_state(self.model, self.cfg.model.lora.enabled)
+        optim_state = self.rt.optimizer_state(self.train_model, self.optimizer)
+        if self.rt.is_main:
+            path = checkpoint.save_checkpoint(
+                self.out,
+                self.step,
+                model_state,
+                optim_state,
+                self.buffers,
+                self.rng,
+                self.cfg.to_dict(),
+                keep=self.cfg.train.keep_checkpoints,
+            )
+        self.rt.barrier()
+        return path
+
+    def load(self, path: Path) -> None:
+        state = checkpoint.load_checkpoint(
+            path,
+            self.model,
             self.optimizer,
             self.buffers,
             self.rng,
-            self.cfg.to_dict(),
-            keep=self.cfg.train.keep_checkpoints,
+            load_states=self.rt.state_loader(self.train_model, self.optimizer),
         )
-
-    def load(self, path: Path) -> None:
-        state = checkpoint.load_checkpoint(path, self.model, self.optimizer, self.buffers, self.rng)
         self.step = int(state["step"])
         self.backend.sync_weights()
-        for name in ("metrics.jsonl", "samples.jsonl", "eval.jsonl"):  # drop rows of steps to be redone
+        for name in ("metrics.jsonl", "samples.jsonl", "eval.jsonl", parallel.REPLICAS_LOG):  # redo
             log_path = self.out / name
-            if log_path.exists():
+            if self.rt.is_main and log_path.exists():
                 keep = [
                     line
                     for line in log_path.read_text().splitlines()
@@ -160,7 +183,7 @@ class Trainer:
         samples = to_samples(rollouts)
         with self.timer.phase("update"):
             stats = ppo_update(
-                self.model,
+                self.train_model,
                 self.optimizer,
                 samples,
                 self.cfg.optim,
@@ -169,10 +192,12 @@ class Trainer:
                 self.rng,
                 ref_model=self.ref_model,
                 compute_dtype=self.compute_dtype,
+                runtime=self.rt,
             )
             self.backend.sync_weights()
         total = time.perf_counter() - t0
-        self._log_samples(step, rollouts)
+        if self.rt.is_main:
+            self._log_samples(step, rollouts)
         metrics = summarize(rollouts)
         metrics.update({f"train/{k}": v for k, v in stats.items()})
         for name, secs in self.timer.reset().items():
@@ -181,6 +206,11 @@ class Trainer:
         metrics["time/service_fraction"] = metrics.get("time/service", 0.0) / max(total, 1e-9)
         for tt, n in self.buffers.sizes().items():
             metrics[f"buffer/{tt}"] = float(n)
+        if self.rt.world_size > 1:
+            metrics = parallel.reduce_metrics(self.rt, metrics)
+            parallel.check_replicas(
+                self.rt, self.out, step, self.model, self.buffers, self.rng, self.rt.replicates_params
+            )
         self.step += 1
         return metrics
 
@@ -190,6 +220,8 @@ class Trainer:
 
     def run_heldout(self) -> dict[str, float]:
         """Greedy accuracy on the held-out sets at the current step, logged and kept in eval.jsonl."""
+        if not self.rt.is_main:  # rank 0 evaluates alone (greedy); the others wait at the next step
+            return {}
         with self.timer.phase("eval"):
             metrics = self.heldout.evaluate(self.step, self.out)
         if self.sink is not None:
@@ -222,15 +254,18 @@ class Trainer:
 
         self.setup()
         end = self.cfg.train.steps if steps is None else min(self.cfg.train.steps, steps)
-        self.sink = MetricsSink(self.out, tensorboard=self.cfg.train.tensorboard)
+        if self.rt.is_main:
+            self.sink = MetricsSink(self.out, tensorboard=self.cfg.train.tensorboard)
         history = []
-        bar = tqdm(total=end, initial=self.step, desc="steps", disable=not self.cfg.train.progress)
+        progress = self.cfg.train.progress and self.rt.is_main
+        bar = tqdm(total=end, initial=self.step, desc="steps", disable=not progress)
         try:
             while self.step < end:
                 if self._eval_due(end):
                     self.run_heldout()
                 metrics = self.train_step()
-                self.sink.log(self.step - 1, metrics)
+                if self.sink is not None:
+                    self.sink.log(self.step - 1, metrics)
                 history.append(metrics)
                 bar.update(1)
                 bar.set_postfix(
@@ -245,15 +280,19 @@ class Trainer:
                     self.save()
         finally:
             bar.close()
-            self.sink.close()
+            if self.sink is not None:
+                self.sink.close()
         return history
 
     def export(self, path: str | Path) -> None:
-        """Save the policy for ``azr-train eval`` (merged LoRA weights if any)."""
+        """Save the policy for ``azr-train eval`` (merged LoRA weights if any); rank 0 only."""
+        full = self.rt.export_state(self.model)  # gathered where parameters are sharded (FSDP)
+        if not self.rt.is_main:
+            return
         model = self.model
         if self.cfg.model.lora.enabled and hasattr(model, "merge_and_unload"):
             model = copy.deepcopy(model).merge_and_unload()
-        model.save_pretrained(path)
+        model.save_pretrained(path, **({"state_dict": full} if full is not None else {}))
         self.tokenizer.save_pretrained(path)
 
 

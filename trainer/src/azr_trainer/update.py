@@ -11,8 +11,9 @@ from typing import Any
 import torch
 from torch.utils.checkpoint import checkpoint
 
-from azr_trainer import trrpp
+from azr_trainer import parallel, trrpp
 from azr_trainer.config import OptimConfig
+from azr_trainer.parallel import LocalRuntime, Runtime
 from azr_trainer.precision import autocast
 
 
@@ -64,9 +65,11 @@ def pad_batch(samples: Sequence[TrainSample], pad_id: int, device: torch.device)
 def _logits_to_keep_arg(model: Any) -> str | None:
     """The keyword that makes the model apply its lm_head to the last positions only."""
     m = model
-    for _ in range(6):  # wrappers: the KL reference's adapter switch, peft, the HF model
+    for _ in range(6):  # wrappers: the KL reference's adapter switch, DDP, peft, the HF model
         if m is None:
             return None
+        if isinstance(m, torch.nn.parallel.DistributedDataParallel):
+            m = m.module
         if hasattr(m, "get_base_model"):
             m = m.get_base_model()
         forward = getattr(m, "forward", None)
@@ -177,12 +180,19 @@ def ppo_update(
     rng: random.Random,
     ref_model: Any | None = None,
     compute_dtype: torch.dtype = torch.float32,
+    runtime: Runtime | None = None,
 ) -> dict[str, float]:
     """One TRR++ update over all six groups together; returns averaged statistics.
 
     Forward passes run under autocast in ``compute_dtype``; the parameters, their gradients
     and the optimizer state keep the parameters' own dtype (fp32 master weights).
+
+    ``samples`` is the GLOBAL batch on every rank. Under a multi-process ``runtime`` each rank
+    runs its share of every mini-batch (``parallel.lockstep_shard``) with the loss scaled so
+    that the averaged gradient equals the one-process gradient; advantages are computed over
+    the global batch and the returned statistics are global.
     """
+    rt = runtime if runtime is not None else LocalRuntime()
     samples = [s for s in samples if s.response_ids]
     if not samples:
         return {"loss": 0.0, "grad_norm": 0.0, "num_samples": 0.0}
@@ -191,10 +201,17 @@ def ppo_update(
     lengths = [len(s.response_ids) for s in samples]
     adv = trrpp.group_advantages(rewards, groups, lengths, mode=cfg.normalize)
     chunk = cfg.logprob_chunk
-    old = old_logprobs(model, samples, cfg.micro_batch_size, pad_id, device, compute_dtype, chunk)
+    micro_size = cfg.micro_batch_size
+
+    def logprobs_of(m: Any) -> list[torch.Tensor]:  # each rank its share, gathered in order
+        return parallel.sharded_map(
+            rt, lambda part: old_logprobs(m, part, micro_size, pad_id, device, compute_dtype, chunk), samples
+        )
+
+    old = logprobs_of(model)
     ref: list[torch.Tensor] | None = None
     if ref_model is not None and cfg.kl_coef:
-        ref = old_logprobs(ref_model, samples, cfg.micro_batch_size, pad_id, device, compute_dtype, chunk)
+        ref = logprobs_of(ref_model)
     params = [p for p in model.parameters() if p.requires_grad]
     totals: dict[str, float] = {"loss": 0.0, "pg_loss": 0.0, "clip_frac": 0.0, "entropy": 0.0}
     totals.update({"kl": 0.0, "grad_norm": 0.0, "approx_kl": 0.0})
@@ -207,37 +224,50 @@ def ppo_update(
             n_tok = float(sum(lengths[i] for i in mb))
             optimizer.zero_grad(set_to_none=True)
             mb_loss = 0.0
-            for micro in _chunks(mb, cfg.micro_batch_size):
+            # this rank's share (None: padding, masked out, so every rank runs as many passes)
+            share = parallel.lockstep_shard(mb, rt.rank, rt.world_size)
+            micros = _chunks(list(range(len(share))), cfg.micro_batch_size)
+            for k, pos in enumerate(micros):
+                micro = [share[j] if share[j] is not None else mb[0] for j in pos]
+                keep = torch.tensor([share[j] is not None for j in pos], dtype=torch.float32, device=device)
                 batch = [samples[i] for i in micro]
-                b = pad_batch(batch, pad_id, device)
-                mask = b.mask
-                logp, ent = token_logprobs(
-                    model, b, with_entropy=cfg.entropy_coef > 0, compute_dtype=compute_dtype, chunk=chunk
-                )
-                old_t = _scatter([old[i] for i in micro], mask)
-                ref_t = _scatter([ref[i] for i in micro], mask) if ref is not None else None
-                adv_t = trrpp.broadcast_advantages(torch.tensor([adv[i] for i in micro], device=device), mask)
-                loss, st = trrpp.policy_loss(
-                    logp,
-                    old_t,
-                    adv_t,
-                    mask,
-                    clip_ratio=cfg.clip_ratio,
-                    entropy=ent,
-                    entropy_coef=cfg.entropy_coef,
-                    ref_logp=ref_t,
-                    kl_coef=cfg.kl_coef,
-                    num_tokens=n_tok,
-                )
-                loss.backward()
+                with rt.grad_sync(model, sync=k == len(micros) - 1):
+                    b = pad_batch(batch, pad_id, device)
+                    mask = b.mask
+                    logp, ent = token_logprobs(
+                        model, b, with_entropy=cfg.entropy_coef > 0, compute_dtype=compute_dtype, chunk=chunk
+                    )
+                    old_t = _scatter([old[i] for i in micro], mask)
+                    ref_t = _scatter([ref[i] for i in micro], mask) if ref is not None else None
+                    adv_t = trrpp.broadcast_advantages(
+                        torch.tensor([adv[i] for i in micro], device=device), mask
+                    )
+                    loss, st = trrpp.policy_loss(
+                        logp,
+                        old_t,
+                        adv_t,
+                        mask * keep[:, None],
+                        clip_ratio=cfg.clip_ratio,
+                        entropy=ent,
+                        entropy_coef=cfg.entropy_coef,
+                        ref_logp=ref_t,
+                        kl_coef=cfg.kl_coef,
+                        # ranks' gradients are averaged: scale so the average is the global mean
+                        num_tokens=n_tok / rt.world_size,
+                    )
+                    rt.backward(loss)
                 mb_loss += float(loss.detach())
                 for key in ("pg_loss", "clip_frac", "entropy", "kl", "approx_kl"):
                     totals[key] += getattr(st, key)
-            grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            grad_norm = rt.clip_grad_norm(params, cfg.grad_clip)
             optimizer.step()
             totals["loss"] += mb_loss
             totals["grad_norm"] += float(grad_norm)
             n_steps += 1
+    if rt.world_size > 1:  # each rank holds its share of the sums: the global value is their mean
+        per_rank = rt.all_gather(totals)
+        totals = {k: sum(r[k] for r in per_rank) / rt.world_size for k in totals}
+        totals["grad_norm"] = per_rank[0]["grad_norm"]  # the same on every rank (synced grads)
     out = {k: v / max(1, n_steps) for k, v in totals.items()}
     out["num_samples"] = float(len(samples))
     out["num_tokens"] = float(sum(lengths))
