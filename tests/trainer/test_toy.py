@@ -47,9 +47,13 @@ def test_bad_family_settings_are_refused() -> None:
 
 
 def test_demonstrations_teach_the_form_and_not_the_answers(family: toy.ToyFamily) -> None:
+    """A deduction demo answers with the program's output on a random input: the right kind of
+    value, right only as often as chance makes it (never looking at the task's input)."""
+    import ast
+
     rng = random.Random(0)
-    pairs = toy.demonstrations(family, 600, rng, num_references=2, num_inputs=4, style="compact")
-    solved = right = 0
+    pairs = toy.demonstrations(family, 1200, rng, num_references=2, num_inputs=4, style="compact")
+    solved = right = chance = 0.0
     for prompt, response in pairs:
         assert prompt.endswith("Assistant: <think>")
         if prompt.startswith("User: Propose a new"):
@@ -62,15 +66,27 @@ def test_demonstrations_teach_the_form_and_not_the_answers(family: toy.ToyFamily
             p = parsing.parse_solve(response, "deduction")
             assert p.ok
             program = prompt.split("```python\n")[1].split("\n```")[0]
-            inp = prompt.split("```input\n")[1].split("\n```")[0]
-            member = next(m for m in family.members if m.program == program)
-            import ast
-
+            inp = ast.literal_eval(prompt.split("```input\n")[1].split("\n```")[0])
+            member = family.member_of(program)
+            assert member is not None
+            outputs = [repr(member.run(v)) for v in _all_values(family, member.op.kind)]
+            assert p.answer in outputs  # the form: a value this program can return
             solved += 1
-            right += repr(member.run(ast.literal_eval(inp))) == p.answer
-    assert solved >= 90
-    # random answers: about chance (19 possible outputs), far from the truth
-    assert right / solved < 0.25
+            right += repr(member.run(inp)) == p.answer
+            chance += outputs.count(repr(member.run(inp))) / len(outputs)
+    assert solved >= 150
+    # right about as often as an input-blind guess, far from always
+    assert abs(right - chance) / solved < 0.08 and right / solved < 0.6
+
+
+def _all_values(family: toy.ToyFamily, kind: str) -> list[object]:
+    if kind == "int":
+        return list(range(family.max_int + 1))
+    import itertools
+
+    return [
+        "".join(p) for n in range(1, family.max_len + 1) for p in itertools.product(family.alphabet, repeat=n)
+    ]
 
 
 def test_heldout_set_is_fixed_distinct_and_per_type(family: toy.ToyFamily) -> None:
