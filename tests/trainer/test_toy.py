@@ -52,7 +52,9 @@ def test_demonstrations_teach_the_form_and_not_the_answers(family: toy.ToyFamily
     import ast
 
     rng = random.Random(0)
-    pairs = toy.demonstrations(family, 1200, rng, num_references=2, num_inputs=4, style="compact")
+    pairs = toy.demonstrations(
+        family, 1200, rng, num_references=2, num_inputs=4, style="compact", answers="kind"
+    )
     solved = right = chance = 0.0
     for prompt, response in pairs:
         assert prompt.endswith("Assistant: <think>")

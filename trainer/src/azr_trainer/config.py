@@ -60,6 +60,9 @@ class ToyConfig:
     max_len: int = 2
     #: Family members the buffers start with (each re-validated by the service).
     seed_tasks: int = 16
+    #: Solver warm-up answers: ``any`` (a random value the family produces) or ``kind`` (the
+    #: task's program on a random input: right type and range, right only by chance).
+    demo_answers: str = "any"
     #: Held-out tasks per task type for the ``toy`` evaluation set.
     heldout_per_type: int = 64
 
@@ -282,6 +285,8 @@ class Config:
         unknown_ops = [o for o in self.toy.ops if o not in OPS]
         if unknown_ops or not self.toy.ops:
             raise ConfigError(f"toy.ops: unknown or empty {unknown_ops}; choose from {sorted(OPS)}")
+        if self.toy.demo_answers not in ("any", "kind"):
+            raise ConfigError("toy.demo_answers must be 'any' or 'kind'")
         for name in self.train.eval_sets:
             if name not in HELDOUT_SETS:
                 raise ConfigError(f"train.eval_sets: unknown set {name!r}; choose from {HELDOUT_SETS}")

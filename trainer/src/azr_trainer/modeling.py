@@ -93,7 +93,9 @@ def build_or_load_tiny(cfg: Config) -> tuple[Any, Any]:
         corpus = toy.tokenizer_corpus(family, sp.num_references, sp.induction_num_inputs, style)
         n_pairs = max(600, tcfg.warmup_steps * tcfg.warmup_batch_size)
         rng = random.Random(cfg.train.seed + 1)
-        pairs = toy.demonstrations(family, n_pairs, rng, sp.num_references, sp.induction_num_inputs, style)
+        pairs = toy.demonstrations(
+            family, n_pairs, rng, sp.num_references, sp.induction_num_inputs, style, cfg.toy.demo_answers
+        )
     else:
         corpus = warmup.tokenizer_corpus(sp.induction_num_inputs)
     tok = tiny.train_tokenizer(corpus, tcfg.vocab_size)

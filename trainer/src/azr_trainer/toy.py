@@ -6,9 +6,9 @@ It lets a model built from scratch show, in minutes on a CPU, that the self-play
   ``s[::-1]`` on short strings over a small alphabet) is small enough to learn, large enough
   that guessing scores little;
 * the supervised warm-up teaches the *form* only: proposer demonstrations are random members of
-  the family, solver demonstrations are well formed but carry random answers (a deduction
-  answer is the program's output on a random other input: the right type and range, right only
-  by chance);
+  the family, solver demonstrations are well formed but carry random answers (``any``: any
+  value the family produces; ``kind``: the task's program on a random input, so the right type
+  and range, right only by chance);
 * a fixed held-out set (its own seed) measures greedy accuracy during training.
 
 Pure: nothing here runs a program. The outputs of the family's members are computed from the
@@ -29,7 +29,7 @@ from azr_trainer.tasks import InductionTask, Triplet
 if TYPE_CHECKING:
     from azr_trainer.config import ToyConfig
 
-THOUGHT = " I read f and the input."
+THOUGHT = " ok"
 MESSAGE = "Find the rule."
 
 
@@ -131,16 +131,22 @@ class ToyFamily:
     def member_of(self, program: str) -> ToyMember | None:
         return next((m for m in self.members if m.program == program), None)
 
-    def random_answer(self, task_type: str, task: Triplet | InductionTask, rng: random.Random) -> str:
-        """A well-formed answer drawn without looking at the task's input: what the warm-up
-        shows the solver. Deduction: the program's output on a *random* input of the right
-        kind (right type and range, right only by chance). Abduction: a random input of the
-        right kind. Induction: a random member of the family."""
-        member = self.member_of(task.program)
-        if task_type == "deduction" and member is not None:
-            return repr(member.run(self.value(member.op.kind, rng)))
-        if task_type == "abduction" and member is not None:
-            return repr(self.value(member.op.kind, rng))
+    def random_answer(
+        self, task_type: str, task: Triplet | InductionTask, rng: random.Random, mode: str = "any"
+    ) -> str:
+        """A well-formed answer drawn without looking at the task: what the warm-up shows the
+        solver. ``any``: the output (deduction) or input (abduction) of a random member of the
+        family on a random input. ``kind``: the task's own program on a random input (the
+        right type and range, right only by chance). Induction: a random member."""
+        member = self.member_of(task.program) if mode == "kind" else None
+        if task_type == "deduction":
+            if member is not None:
+                return repr(member.run(self.value(member.op.kind, rng)))
+            return self.triplet(rng).output
+        if task_type == "abduction":
+            if member is not None:
+                return repr(self.value(member.op.kind, rng))
+            return self.triplet(rng).input
         return self.member(rng).program
 
 
@@ -180,6 +186,7 @@ def demonstrations(
     num_references: int,
     num_inputs: int,
     style: str = "r1",
+    answers: str = "any",
 ) -> list[tuple[str, str]]:
     """``n`` (prompt, response) pairs over the six task × role cases.
 
@@ -207,7 +214,7 @@ def demonstrations(
             task: Triplet | InductionTask
             task = family.induction(rng, num_inputs) if tt == "induction" else family.triplet(rng)
             prompt = prompts.solve_prompt(tt, task, style)
-            pairs.append((prompt, solve_response(tt, family.random_answer(tt, task, rng))))
+            pairs.append((prompt, solve_response(tt, family.random_answer(tt, task, rng, answers))))
     return pairs
 
 
