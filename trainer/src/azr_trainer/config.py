@@ -430,10 +430,6 @@ def load_config(
     return _build(Config, data).validate()
 
 
-def config_from_dict(data: dict[str, Any]) -> Config:
-    return _build(Config, data).validate()
-
-
 # ----------------------------------------------------------------------------- paths
 def repo_root(start: Path | None = None) -> Path:
     """Nearest ancestor of ``start`` (cwd) holding ``.git`` or ``trainer/pyproject.toml``."""
