@@ -21,7 +21,7 @@ class TaskBuffer(Generic[T]):
         if capacity < 1:
             raise ValueError("capacity must be >= 1")
         self.capacity = capacity
-        self.kind = kind
+        self.kind: type[T] = kind
         self._items: deque[T] = deque(maxlen=capacity)  # oldest dropped first
         self._keys: dict[Any, int] = {}
 

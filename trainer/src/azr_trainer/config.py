@@ -318,7 +318,7 @@ HELDOUT_SETS = ("toy", "cruxeval-o", "cruxeval-i")
 # ----------------------------------------------------------------------------- building
 def _convert(tp: Any, value: Any, where: str) -> Any:
     origin = typing.get_origin(tp)
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a mapping")
         return _build(tp, value, where)

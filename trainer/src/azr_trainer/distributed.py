@@ -148,12 +148,14 @@ class AccelerateRuntime:
         def load(model_state: dict[str, torch.Tensor], optim_state: dict[str, Any]) -> None:
             from torch.distributed.checkpoint.state_dict import (
                 StateDictOptions,
+                ValueType,
                 set_model_state_dict,
                 set_optimizer_state_dict,
             )
 
             opts = StateDictOptions(full_state_dict=True)
-            set_model_state_dict(train_model, model_state, options=opts)
+            state: dict[str, ValueType] = dict(model_state)  # shallow copy, typed as torch wants
+            set_model_state_dict(train_model, state, options=opts)
             set_optimizer_state_dict(train_model, _inner(optimizer), optim_state, options=opts)
 
         return load
@@ -178,7 +180,12 @@ def _full_model_state(model: Any) -> dict[str, torch.Tensor]:
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
     opts = StateDictOptions(full_state_dict=True, cpu_offload=True)
-    return dict(get_model_state_dict(model, options=opts))
+    state: dict[str, torch.Tensor] = {}
+    for name, value in get_model_state_dict(model, options=opts).items():
+        if not isinstance(value, torch.Tensor):  # parameters and buffers: always tensors
+            raise TypeError(f"model state {name!r} is a {type(value).__name__}, not a tensor")
+        state[name] = value
+    return state
 
 
 def make_trainer(cfg: Config, verifier: Any | None = None, runtime: AccelerateRuntime | None = None) -> Any:

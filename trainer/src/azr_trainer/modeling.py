@@ -135,7 +135,8 @@ def load_pretrained(name_or_path: str, gguf_file: str | None, dtype: str) -> tup
     if gguf_file:
         kwargs["gguf_file"] = gguf_file
     tok = AutoTokenizer.from_pretrained(name_or_path, **kwargs)
-    model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=to_dtype(dtype), **kwargs)
+    # Any: transformers types PreTrainedModel.to as the unbound nn.Module.to (functools.wraps)
+    model: Any = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=to_dtype(dtype), **kwargs)
     if model.dtype != to_dtype(dtype):
         model = model.to(to_dtype(dtype))
     return model, tok

@@ -242,15 +242,15 @@ class SelfPlay:
             if r.valid and r.outputs and r.outputs[0] is not None:
                 out_t.append(Triplet(t.program, t.input, r.outputs[0], -1))
         out_i: list[InductionTask] = []
-        for t, r in zip(inductions, results[len(triplets) :], strict=False):
+        for it, r in zip(inductions, results[len(triplets) :], strict=False):
             pairs = [
                 (i, o)
-                for i, o, v in zip(t.inputs, r.outputs, r.input_verdicts, strict=False)
+                for i, o, v in zip(it.inputs, r.outputs, r.input_verdicts, strict=False)
                 if v == "ok" and o is not None
             ]
             if len(pairs) >= 2:
                 ins, outs = zip(*pairs, strict=False)
-                out_i.append(InductionTask(t.program, tuple(ins), tuple(outs), t.message, -1))
+                out_i.append(InductionTask(it.program, tuple(ins), tuple(outs), it.message, -1))
         dropped = len(triplets) - len(out_t) + len(inductions) - len(out_i)
         if dropped:
             log.info("revalidation dropped %d seed tasks the service does not accept", dropped)
@@ -308,8 +308,8 @@ class SelfPlay:
             if p.ok:
                 where.append(i)
         vres: list[ValidateResult | None] = [None] * len(specs)
-        for i, r in zip(where, self._validate(tasks, step), strict=False):
-            vres[i] = r
+        for i, res in zip(where, self._validate(tasks, step), strict=False):
+            vres[i] = res
 
         rollouts: list[Rollout] = []
         candidates: list[tuple[int, str, Triplet | InductionTask]] = []

@@ -228,8 +228,9 @@ def ppo_update(
             share = parallel.lockstep_shard(mb, rt.rank, rt.world_size)
             micros = _chunks(list(range(len(share))), cfg.micro_batch_size)
             for k, pos in enumerate(micros):
-                micro = [share[j] if share[j] is not None else mb[0] for j in pos]
-                keep = torch.tensor([share[j] is not None for j in pos], dtype=torch.float32, device=device)
+                picked = [share[j] for j in pos]
+                micro = [i if i is not None else mb[0] for i in picked]
+                keep = torch.tensor([i is not None for i in picked], dtype=torch.float32, device=device)
                 batch = [samples[i] for i in micro]
                 with rt.grad_sync(model, sync=k == len(micros) - 1):
                     b = pad_batch(batch, pad_id, device)

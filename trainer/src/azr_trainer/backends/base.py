@@ -23,6 +23,7 @@ class GenerationBackend(Protocol):
         """One response per prompt, in order."""
         ...
 
-    def sync_weights(self) -> None:
-        """Make the next generations use the policy's current weights."""
+    def sync_weights(self) -> int:
+        """Make the next generations use the policy's current weights; returns how many tensors
+        were copied to a separate engine (0 for a backend that generates with the policy itself)."""
         ...

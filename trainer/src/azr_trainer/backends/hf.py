@@ -37,8 +37,9 @@ class HFBackend:
                 ids.append(int(cand))
         return ids
 
-    def sync_weights(self) -> None:
-        """Nothing to do: generation runs on the policy itself."""
+    def sync_weights(self) -> int:
+        """Nothing to copy: generation runs on the policy itself."""
+        return 0
 
     def encode_prompt(self, prompt: str) -> list[int]:
         ids = self.tok(prompt, add_special_tokens=True)["input_ids"]  # BOS where the model uses one

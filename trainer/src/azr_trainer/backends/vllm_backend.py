@@ -137,7 +137,9 @@ class VLLMBackend:
         self.bucket_bytes = int(cfg.generation.vllm_sync_bucket_mb * 2**20)
         self.llm = llm if llm is not None else make_llm(cfg)
         if sampling_params is None:
-            from vllm import SamplingParams as sampling_params
+            from vllm import SamplingParams
+
+            sampling_params = SamplingParams
         self._sampling_params = sampling_params
         #: names, shapes, dtypes the engine was built with (its checkpoint = the initial policy)
         self.spec: WeightSpec = {
