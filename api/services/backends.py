@@ -14,6 +14,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol
 
 from api import audit, metrics
+from api.core.redis_outage import REDIS_DOWN, RETRY_AFTER_S
 from api.services.execution import Payload, execute, execute_async, is_small, items_of, with_items
 from executor.engine import Engine
 from executor.settings import Settings, variable
@@ -23,6 +24,14 @@ log = logging.getLogger(__name__)
 
 class Overloaded(Exception):
     """More work is queued than the service can finish; the caller should retry later."""
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class BackendUnavailable(Exception):
+    """The queue's store (Redis) does not answer: nothing was accepted; retry later."""
 
     def __init__(self, message: str, retry_after_s: int) -> None:
         super().__init__(message)
@@ -209,6 +218,16 @@ def chunk_sizes(count: int, workers: int, settings: Settings) -> int:
     return max(queue.chunk_min_tasks, min(queue.chunk_max_tasks, target))
 
 
+REDIS_CONNECT_TIMEOUT_S = 2.0
+REDIS_SOCKET_TIMEOUT_S = 5.0
+
+
+def _unavailable(exc: Exception) -> BackendUnavailable:
+    return BackendUnavailable(
+        f"the job queue (Redis) is unreachable: {exc}; nothing was accepted, retry", RETRY_AFTER_S
+    )
+
+
 class QueueBackend:
     """Splits a request into RQ jobs; workers on any host execute them; results are gathered here."""
 
@@ -220,8 +239,14 @@ class QueueBackend:
 
         assert settings.queue.redis_url
         self.settings = settings
+        # Timeouts: a Redis that stops answering (paused, partitioned) costs a request a few
+        # seconds and a 503, never a hang.
         self.redis = Redis.from_url(
-            settings.queue.redis_url, health_check_interval=10, decode_responses=False
+            settings.queue.redis_url,
+            health_check_interval=10,
+            decode_responses=False,
+            socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S,
+            socket_timeout=REDIS_SOCKET_TIMEOUT_S,
         )
         self.queue = Queue(settings.queue.queue_name, connection=self.redis)
         self._last_cleanup = 0.0
@@ -358,9 +383,7 @@ class QueueBackend:
 
     # -- Backend
     async def run(self, payload: Payload) -> list[dict[str, Any]]:
-        from redis.exceptions import ConnectionError as RedisConnectionError
-
-        request_id = await asyncio.to_thread(self._enqueue, payload)
+        request_id = await self.submit(payload)
         deadline = time.monotonic() + self.settings.api.request_deadline_s
         # A poll is one pipelined round trip of chunk statuses (results are fetched once, at
         # the end), so a short first wait costs little and saves a small request most of it.
@@ -370,7 +393,7 @@ class QueueBackend:
             delay = min(delay * 1.3, 0.025)
             try:
                 view = await asyncio.to_thread(self._poll, request_id)
-            except RedisConnectionError as exc:
+            except REDIS_DOWN as exc:  # accepted: wait for Redis to come back
                 log.warning("redis unavailable while waiting for %s: %s", request_id, exc)
                 delay = 0.5
                 continue
@@ -420,23 +443,25 @@ class QueueBackend:
         return results
 
     async def submit(self, payload: Payload) -> str:
-        return await asyncio.to_thread(self._enqueue, payload)
+        try:
+            return await asyncio.to_thread(self._enqueue, payload)
+        except REDIS_DOWN as exc:
+            raise _unavailable(exc) from exc
 
     async def job(self, job_id: str) -> JobView | None:
-        return await asyncio.to_thread(self._poll, job_id)
+        try:
+            return await asyncio.to_thread(self._poll, job_id)
+        except REDIS_DOWN as exc:
+            raise _unavailable(exc) from exc
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         try:
             self.redis.ping()
+            workers = self._worker_count()
+            depth = self.queue.count
         except Exception as exc:  # noqa: BLE001
             return False, {"mode": self.mode, "redis": f"unreachable: {exc}"}
-        workers = self._worker_count()
-        return workers > 0, {
-            "mode": self.mode,
-            "redis": "ok",
-            "workers": workers,
-            "queue_depth": self.queue.count,
-        }
+        return workers > 0, {"mode": self.mode, "redis": "ok", "workers": workers, "queue_depth": depth}
 
 
 def make_backend(settings: Settings) -> Backend:
