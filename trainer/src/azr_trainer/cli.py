@@ -25,9 +25,7 @@ examples:
 """
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", "-c", help="YAML config file")
-    p.add_argument("--preset", choices=PRESETS, help="start from a preset")
+def _overrides_and_verbose(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument(
         "--set",
         "-s",
@@ -35,9 +33,15 @@ def _common(p: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override one config value (dotted key, YAML value); repeatable",
+        help=f"override {what} (dotted key, YAML value); repeatable",
     )
     p.add_argument("--verbose", "-v", action="store_true", help="debug logging")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", "-c", help="YAML config file")
+    p.add_argument("--preset", choices=PRESETS, help="start from a preset")
+    _overrides_and_verbose(p, "one config value")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,17 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="deduction (default), all, or a comma-separated list of deduction,abduction,induction",
     )
     de.add_argument("--seed", type=int, default=0, help="seed of both runs (default 0)")
-    de.add_argument(
-        "--set",
-        "-s",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a toy-preset value in both runs; repeatable",
-    )
     de.add_argument("--no-progress", action="store_true", help="no progress bars")
-    de.add_argument("--verbose", "-v", action="store_true", help="debug logging")
+    _overrides_and_verbose(de, "a toy-preset value in both runs")
     sc = sub.add_parser("show-config", help="print the resolved configuration as YAML")
     _common(sc)
     return parser
