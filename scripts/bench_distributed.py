@@ -16,9 +16,10 @@ import os
 import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
+
+from azr_trainer.launch import accelerate_command
 
 ROOT = Path(__file__).resolve().parents[1]
 PHASES = ("time/step", "time/generation", "time/service", "time/update")
@@ -42,19 +43,9 @@ def run(procs: int, url: str, steps: int, out: Path, extra: list[str]) -> list[d
         "train.distributed=always",
         *extra,
     ]
-    cmd = [str(Path(sys.executable).parent / "accelerate"), "launch"]
-    cmd += ["--config_file", str(ROOT / "trainer/accelerate/cpu-2proc.yaml"), "--num_processes", str(procs)]
-    cmd += [
-        "--main_process_port",
-        str(_free_port()),
-        "-m",
-        "azr_trainer.cli",
-        "train",
-        "--preset",
-        "tiny-cpu",
-    ]
-    for s in sets:
-        cmd += ["--set", s]
+    cmd = accelerate_command(
+        ROOT / "trainer/accelerate/cpu-2proc.yaml", procs, _free_port(), "tiny-cpu", sets
+    )
     env = dict(os.environ, OMP_NUM_THREADS="1")
     subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True, text=True)
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if line.strip()]

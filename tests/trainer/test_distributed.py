@@ -16,7 +16,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -28,6 +27,7 @@ import httpx
 import pytest
 import torch
 from azr_trainer.config import load_config
+from azr_trainer.launch import accelerate_command
 from azr_trainer.trainer import Trainer
 
 pytestmark = pytest.mark.e2e
@@ -158,23 +158,7 @@ def _run_dir(root: Path, name: str, base: Path) -> Path:
 def _launch(url: str, out: Path, run: str, *extra: str) -> subprocess.CompletedProcess[str]:
     """``accelerate launch`` with the repository's CPU config: 2 processes on gloo."""
     sets = [f"service.url={url}", f"train.output_dir={out}", f"train.run_name={run}", *RUN, *extra]
-    cmd = [
-        str(Path(sys.executable).parent / "accelerate"),
-        "launch",
-        "--config_file",
-        str(ACCELERATE_CONFIG),
-        "--num_processes",
-        "2",
-        "--main_process_port",
-        str(_free_port()),
-        "-m",
-        "azr_trainer.cli",
-        "train",
-        "--preset",
-        "tiny-cpu",
-    ]
-    for s in sets:
-        cmd += ["--set", s]
+    cmd = accelerate_command(ACCELERATE_CONFIG, 2, _free_port(), "tiny-cpu", sets)
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
     done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=420)
     assert done.returncode == 0, f"accelerate launch failed:\n{done.stdout[-3000:]}\n{done.stderr[-6000:]}"

@@ -9,6 +9,7 @@ and the timing to ``DIR/summary.json``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from azr_trainer.config import TASK_TYPES, Config, load_config
+from azr_trainer.launch import train_args
 
 log = logging.getLogger(__name__)
 
@@ -104,10 +106,7 @@ def run_configs(opts: DemoOptions, url: str) -> dict[str, Config]:
 
 def _cli_args(opts: DemoOptions, url: str, name: str) -> list[str]:
     """The ``azr-train train`` command line of one run."""
-    args = [sys.executable, "-m", "azr_trainer.cli", "train", "--preset", "toy"]
-    for s in run_overrides(opts, url, name):
-        args += ["--set", s]
-    return args
+    return [sys.executable, *train_args("toy", run_overrides(opts, url, name))]
 
 
 def _prepare_base(cfgs: dict[str, Config]) -> None:
@@ -168,14 +167,11 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
 
     opts.out.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
-    service = None
-    url = opts.service_url
-    if url is None:
-        service = EmbeddedService(opts.out / "service.log")
-        service.__enter__()
-        url = service.url
-        log.info("embedded verification service at %s (log: %s)", url, opts.out / "service.log")
-    try:
+    with contextlib.ExitStack() as stack:
+        url = opts.service_url
+        if url is None:
+            url = stack.enter_context(EmbeddedService(opts.out / "service.log")).url
+            log.info("embedded verification service at %s (log: %s)", url, opts.out / "service.log")
         cfgs = run_configs(opts, url)
         t_base = time.monotonic()
         _prepare_base(cfgs)
@@ -183,9 +179,6 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
         t_runs = time.monotonic()
         _run_both(cfgs, opts, url)
         runs_s = time.monotonic() - t_runs
-    finally:
-        if service is not None:
-            service.stop()
     return write_outputs(cfgs, opts, base_s, runs_s, time.monotonic() - t0)
 
 
