@@ -67,17 +67,12 @@ def learning_curves(trained: list[dict[str, Any]], control: list[dict[str, Any]]
     return Learning(steps, [t[s] for s in steps], [c[s] for s in steps])
 
 
-def solve_rate_curves(
-    metrics: list[dict[str, Any]], task_types: tuple[str, ...]
-) -> dict[str, list[float | None]]:
-    """Per step, the proposer's mean solve rate (learnability rollouts) for each task type (pure)."""
-    out: dict[str, list[float | None]] = {"steps": []}  # type: ignore[dict-item]
+def solve_rate_curves(metrics: list[dict[str, Any]], task_types: tuple[str, ...]) -> dict[str, list[Any]]:
+    """Per step, the proposer's mean solve rate (learnability rollouts) for each task type (pure):
+    ``{"steps": [...], task_type: [rate or None, ...]}``."""
+    out: dict[str, list[Any]] = {"steps": [row["step"] for row in metrics]}
     for tt in task_types:
-        out[tt] = []
-    for row in metrics:
-        out["steps"].append(row["step"])
-        for tt in task_types:
-            out[tt].append(row.get(f"proposal_solve_rate/{tt}"))
+        out[tt] = [row.get(f"proposal_solve_rate/{tt}") for row in metrics]
     return out
 
 
@@ -126,15 +121,14 @@ def _run_both(cfgs: dict[str, Config], opts: DemoOptions, url: str) -> None:
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
     procs: dict[str, subprocess.Popen[bytes]] = {}
     bars: dict[str, Any] = {}
-    logs = {}
     for name, cfg in cfgs.items():
         out = Path(cfg.train.output_dir)
         for stale in ("metrics.jsonl", "eval.jsonl", "samples.jsonl"):
             (out / stale).unlink(missing_ok=True)
-        logs[name] = open(out / "train.log", "wb")  # noqa: SIM115 - closed below
-        procs[name] = subprocess.Popen(
-            _cli_args(opts, url, name), stdout=logs[name], stderr=subprocess.STDOUT, env=env
-        )
+        with open(out / "train.log", "wb") as log_file:  # the child keeps its own copy
+            procs[name] = subprocess.Popen(
+                _cli_args(opts, url, name), stdout=log_file, stderr=subprocess.STDOUT, env=env
+            )
         bars[name] = tqdm(total=cfg.train.steps, desc=f"{name:>7}", unit="step", disable=not opts.progress)
     try:
         while any(p.poll() is None for p in procs.values()):
@@ -152,7 +146,6 @@ def _run_both(cfgs: dict[str, Config], opts: DemoOptions, url: str) -> None:
     finally:
         for name in procs:
             bars[name].close()
-            logs[name].close()
     failed = {n: p.returncode for n, p in procs.items() if p.returncode != 0}
     if failed:
         details = "; ".join(
