@@ -11,7 +11,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,8 +90,12 @@ def service_env(**overrides: str) -> dict[str, str]:
 
 
 @contextmanager
-def running_service(workers: int = 0, wait_ready: bool = True, **overrides: str) -> Iterator[Service]:
-    """`azr-exec serve` (and `azr-exec worker`s in queue mode) as real processes on loopback."""
+def running_service(
+    workers: int = 0, wait_ready: bool = True, settings: Mapping[str, str] | None = None, **overrides: str
+) -> Iterator[Service]:
+    """`azr-exec serve` (and `azr-exec worker`s in queue mode) as real processes on loopback,
+    with the `AZR_*` variables in `settings` and `overrides` (the latter win)."""
+    overrides = {**(settings or {}), **overrides}
     port = free_port()
     if "AZR_REDIS_URL" in overrides:
         overrides.setdefault("AZR_QUEUE_NAME", f"azr-test-{uuid.uuid4().hex[:8]}")

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from executor import aggregate, literals, static_checks
-from executor.cache import MemoryCache, NoCache, ResultCache, cache_key
+from executor.cache import MemoryCache, NoCache, ResultCache, cache_key, memoize
 from executor.limits import Limits
 from executor.sandbox.backends import make_pool
 from executor.sandbox.pool import SandboxPool
@@ -60,7 +60,22 @@ JUDGE_ON_LOOP_CHARS = 16_384
 _CLIENTS = itertools.count()
 
 
-@functools.lru_cache(maxsize=4096)
+# The engine's memos of pure work, bounded in bytes as well as entries: distinct programs of the
+# largest size allowed cannot pin more than these, however many a client sends.
+MEMO_ENTRIES = 4096
+COMPILED_MEMO_BYTES = 64 * 2**20
+CHECKS_MEMO_BYTES = 32 * 2**20
+
+
+def _compiled_size(program: str, code: bytes) -> int:
+    return 200 + len(program) + len(code)
+
+
+def _checked_size(program: str, _finding: Finding | None) -> int:
+    return 400 + len(program)
+
+
+@memoize(MEMO_ENTRIES, COMPILED_MEMO_BYTES, _compiled_size)
 def compiled_program(program: str) -> bytes:
     """The program compiled here and marshalled, once for all its runs (compiling runs no program
     code); empty if it does not compile here (the child then compiles it and reports why)."""
@@ -230,15 +245,17 @@ class Engine:
         self.settings = settings if settings is not None else Settings()
         if cache is None:
             entries = self.settings.cache.entries
-            cache = MemoryCache(entries) if entries else NoCache()
+            cache = MemoryCache(entries, int(self.settings.cache.max_mb * 2**20)) if entries else NoCache()
         self.cache = cache
         self.pool = pool if pool is not None else make_pool(self.settings)
         # Static checks are pure in (program, policy, sizes), and the last two are fixed for an
         # engine: remember recent programs' findings (a task's answers all repeat its program).
         policy, sizes = self.settings.policy, self.settings.sizes
-        self._check_program = functools.lru_cache(maxsize=4096)(
-            lambda program: static_checks.check_program(program, policy, sizes)
-        )
+
+        def check(program: str) -> Finding | None:
+            return static_checks.check_program(program, policy, sizes)
+
+        self._check_program = memoize(MEMO_ENTRIES, CHECKS_MEMO_BYTES, _checked_size)(check)
         self._literal_limits = literals.LiteralLimits(
             max_chars=max(sizes.max_answer_chars, sizes.max_input_chars)
         )

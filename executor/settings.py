@@ -65,6 +65,11 @@ class CacheSettings(_Section):
     """The result cache (in memory when embedded; in Redis, shared by all workers, in queue mode)."""
 
     entries: int = Field(100_000, ge=0, description="In-memory cache entries (0: no cache).")
+    max_mb: float = Field(
+        256.0,
+        ge=0,
+        description="In-memory cache: most megabytes its entries hold (estimated; the oldest go first).",
+    )
     ttl_s: int = Field(7 * 86400, ge=1, description="Queue mode: how long Redis keeps a cached result.")
 
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Drive the service at full load for a while and watch its resources (bench/endurance/soak.py).
 
-    .venv/bin/python scripts/soak.py --minutes 30                 # the full soak
+    .venv/bin/python scripts/soak.py --minutes 30                 # the full soak, queue mode
+    .venv/bin/python scripts/soak.py --minutes 30 --mode embedded # the same, embedded mode
     .venv/bin/python scripts/soak.py --minutes 3 --sample 20      # a short one
 
 Prints a row per sample as it goes, then the slopes and whether the targets were met
@@ -28,12 +29,29 @@ def main() -> int:
     )
     parser.add_argument("--minutes", type=float, default=30.0)
     parser.add_argument("--sample", type=float, default=60.0, help="seconds between samples (default 60)")
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--mode",
+        choices=["queue", "embedded"],
+        default="queue",
+        help="queue: a private Redis, the API and --workers RQ workers; embedded: the API alone (default queue)",
+    )
+    parser.add_argument("--workers", type=int, default=2, help="queue mode's workers (default 2)")
     parser.add_argument("--clients", type=int, default=4, help="closed-loop client threads")
     parser.add_argument("--batch", type=int, default=16, help="items per request")
     parser.add_argument("--warmup", type=float, default=30.0, help="seconds of load before the first sample")
     parser.add_argument(
-        "--backend", choices=["local", "docker"], default="local", help="the workers' sandboxes"
+        "--backend",
+        choices=["local", "docker"],
+        default="local",
+        help="where the sandboxes run (default local)",
+    )
+    parser.add_argument(
+        "--set",
+        dest="settings",
+        action="append",
+        default=[],
+        metavar="AZR_NAME=VALUE",
+        help="a service setting for the API and the workers, repeatable (e.g. AZR_CACHE_MAX_MB=32)",
     )
     parser.add_argument("--json", dest="json_out", help="also write the report to this file")
     args = parser.parse_args()
@@ -46,10 +64,15 @@ def main() -> int:
             flush=True,
         )
 
+    settings = dict(item.split("=", 1) for item in args.settings if "=" in item)
+    bad = [item for item in args.settings if "=" not in item or not item.startswith("AZR_")]
+    if bad:
+        parser.error(f"--set takes AZR_NAME=VALUE, not {bad[0]!r}")
     report = run_soak(
+        service_env=settings,
         minutes=args.minutes,
         sample_s=args.sample,
-        workers=args.workers,
+        workers=args.workers if args.mode == "queue" else 0,
         clients=args.clients,
         batch=args.batch,
         warmup_s=args.warmup,

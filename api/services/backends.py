@@ -103,7 +103,9 @@ class EmbeddedBackend:
         self.settings = settings
         from executor.cache import MemoryCache
 
-        self.engine = make_engine(settings, MemoryCache(settings.cache.entries))
+        self.engine = make_engine(
+            settings, MemoryCache(settings.cache.entries, int(settings.cache.max_mb * 2**20))
+        )
         self._threads = ThreadPoolExecutor(max_workers=8, thread_name_prefix="engine")
         self._jobs: OrderedDict[str, tuple[str, Future[list[dict[str, Any]]]]] = OrderedDict()
         self._lock = threading.Lock()

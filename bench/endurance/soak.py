@@ -1,7 +1,8 @@
 """Soak: the service at full load for a while, with its resources sampled.
 
-Starts a private `redis-server` (AOF on), the API in queue mode and `workers` RQ workers as
-real processes, and keeps them busy with closed-loop clients sending the `workload.Mix`:
+In queue mode (`workers` >= 1) starts a private `redis-server` (AOF on), the API and
+`workers` RQ workers as real processes; in embedded mode (`workers=0`) the API alone, its
+sandboxes its own children. It keeps them busy with closed-loop clients sending the `workload.Mix`:
 AZR seed validations and deduction/abduction verifications (seeds repeat, so the result
 cache answers many), fresh counting programs (always cache misses), ~5% hostile programs,
 and every `miss_every_s` a new epoch in which every seed misses the cache once more. Every
@@ -20,6 +21,7 @@ growth, and the samples as a table.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import statistics
 import threading
@@ -94,7 +96,7 @@ class SoakReport:
 
     def table(self) -> str:
         lines = [
-            f"soak: {self.minutes:g} min, {self.workers} workers, {self.requests} requests, {self.items} items judged, "
+            f"soak: {self.minutes:g} min, {f'queue mode, {self.workers} workers' if self.workers else 'embedded mode'}, {self.requests} requests, {self.items} items judged, "
             f"{self.refused} refused with Retry-After, {self.server_errors} 5xx, {self.lost} lost or wrong, "
             f"{self.load_dependent} load-dependent (a slow seed's timeout/output_limit/memory_limit differing between runs)",
             "",
@@ -229,9 +231,14 @@ def _percentile(values: list[float], q: float) -> float:
 def _sample(api_pid: int, worker_pids: list[int], t_s: float, latencies: list[float]) -> Sample:
     stats: dict[str, procs.ProcStat] = {}
     api = procs.stat(api_pid)
+    in_flight = 0
     if api is not None:
         stats["api"] = api
-    in_flight = 0
+        for zygote_pid in procs.children(api_pid):  # embedded mode: the API's own zygotes
+            zygote = procs.stat(zygote_pid)
+            if zygote is not None:
+                stats[f"api.z{zygote_pid}"] = zygote
+                in_flight += len(procs.descendants(zygote_pid))
     for index, pid in enumerate(worker_pids):
         worker = procs.stat(pid)
         if worker is None:
@@ -265,47 +272,55 @@ def run_soak(
     seed: int = 0,
     backend: str = "local",
     on_sample: Any = None,
+    service_env: dict[str, str] | None = None,
 ) -> SoakReport:
-    """Run the soak; see the module's docstring. `on_sample(sample)` is called as samples come."""
+    """Run the soak; see the module's docstring. `on_sample(sample)` is called as samples come.
+    `workers=0`: embedded mode (no Redis; the API runs the sandboxes). `service_env`: more
+    `AZR_*` settings for the API and the workers."""
     from bench.local_stack import persistent_redis, running_service
 
     rng = random.Random(seed)
     expect = Expectations()
     mix = Mix(load_seeds(), expect, rng)
-    with persistent_redis() as server:
-        with running_service(
-            workers=workers, AZR_REDIS_URL=server.url, AZR_SANDBOX_BACKEND=backend
-        ) as service:
-            load = _Clients(service.url, mix, expect, batch)
-            threads = [threading.Thread(target=load.run, args=(i,), daemon=True) for i in range(clients)]
-            for thread in threads:
-                thread.start()
-            time.sleep(warmup_s)  # caches, pools and allocators settle before the first sample
-            worker_pids = [w.pid for w in service.workers]
-            started = time.monotonic()
-            last = started
-            samples = [_sample(service.api.pid, worker_pids, 0.0, [])]
-            if on_sample:
-                on_sample(samples[-1])
-            next_epoch = started + miss_every_s
-            end = started + minutes * 60
-            while (now := time.monotonic()) < end:
-                time.sleep(max(0.0, min(next_epoch, last + sample_s, end) - now))
-                now = time.monotonic()
-                if now >= next_epoch:
-                    with load.lock:
-                        mix.new_epoch()
-                    next_epoch += miss_every_s
-                if now >= last + sample_s or now >= end:
-                    samples.append(
-                        _sample(service.api.pid, worker_pids, now - started, load.latencies_since(last))
-                    )
-                    last = now
-                    if on_sample:
-                        on_sample(samples[-1])
-            load.stop.set()
-            for thread in threads:
-                thread.join(300)
+    with contextlib.ExitStack() as stack:
+        if workers:
+            redis_url = stack.enter_context(persistent_redis()).url
+            running = running_service(
+                workers, settings=service_env, AZR_REDIS_URL=redis_url, AZR_SANDBOX_BACKEND=backend
+            )
+        else:
+            running = running_service(settings=service_env, AZR_SANDBOX_BACKEND=backend)
+        service = stack.enter_context(running)
+        load = _Clients(service.url, mix, expect, batch)
+        threads = [threading.Thread(target=load.run, args=(i,), daemon=True) for i in range(clients)]
+        for thread in threads:
+            thread.start()
+        time.sleep(warmup_s)  # caches, pools and allocators settle before the first sample
+        worker_pids = [w.pid for w in service.workers]
+        started = time.monotonic()
+        last = started
+        samples = [_sample(service.api.pid, worker_pids, 0.0, [])]
+        if on_sample:
+            on_sample(samples[-1])
+        next_epoch = started + miss_every_s
+        end = started + minutes * 60
+        while (now := time.monotonic()) < end:
+            time.sleep(max(0.0, min(next_epoch, last + sample_s, end) - now))
+            now = time.monotonic()
+            if now >= next_epoch:
+                with load.lock:
+                    mix.new_epoch()
+                next_epoch += miss_every_s
+            if now >= last + sample_s or now >= end:
+                samples.append(
+                    _sample(service.api.pid, worker_pids, now - started, load.latencies_since(last))
+                )
+                last = now
+                if on_sample:
+                    on_sample(samples[-1])
+        load.stop.set()
+        for thread in threads:
+            thread.join(300)
     report = SoakReport(
         minutes=minutes,
         workers=workers,

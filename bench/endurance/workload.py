@@ -17,6 +17,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from executor import literals
+
 Body = dict[str, Any]
 
 COUNTING = "def f(n):\n    # {tag}\n    s = 0\n    for i in range(n):\n        s += i\n    return s"
@@ -39,6 +41,10 @@ LOST = frozenset({"sandbox_error"})
 # Verdicts that depend on how fast the machine is at the moment, not only on the program.
 RESOURCE_LIMITS = frozenset({"timeout", "output_limit", "memory_limit"})
 LOAD_DEPENDENT = "load-dependent: "
+
+
+def _canonical(text: Any) -> Any:
+    return literals.canonical_text(text) if isinstance(text, str) else text
 
 
 def counting_task(task_id: str, n: int, tag: str) -> tuple[Body, str]:
@@ -86,7 +92,12 @@ class Expectations:
                 return None
             if key is None:
                 return f"{item_id}: not an item this run sent"
-            observed = (verdict, result.get("outputs", result.get("correct")))
+            # Outputs as canonical literals: a dict built from a set prints its keys in the hash
+            # seed's order, and the same value under another lane's seed is the same output.
+            outputs = result.get("outputs")
+            if isinstance(outputs, list):
+                outputs = [_canonical(o) for o in outputs]
+            observed = (verdict, outputs if outputs is not None else result.get("correct"))
             first = self.seen.setdefault(key, observed)
         if first == observed:
             return None
