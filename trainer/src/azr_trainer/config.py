@@ -77,6 +77,20 @@ class LoraConfig:
 
 
 @dataclass
+class FormatWarmupConfig:
+    """A supervised format warm-up of a pretrained model before self-play (``steps`` 0: none).
+
+    Response-only cross-entropy on the canned demonstrations of ``warmup.py`` (well-formed
+    proposals and solver answers, in the run's prompt style), so that a small model that never
+    closes ``<think>`` learns the tag format. It departs from AZR's zero-data setting: the paper's
+    3B-14B models need none. The tiny model has its own (``model.tiny.warmup_steps``)."""
+
+    steps: int = 0
+    lr: float = 1e-5
+    batch_size: int = 4
+
+
+@dataclass
 class ModelConfig:
     #: A Hugging Face id or local path, or ``tiny`` for the built-in tiny model.
     name_or_path: str = "tiny"
@@ -87,6 +101,7 @@ class ModelConfig:
     device: str = "auto"
     gradient_checkpointing: bool = False
     tiny: TinyModelConfig = field(default_factory=TinyModelConfig)
+    format_warmup: FormatWarmupConfig = field(default_factory=FormatWarmupConfig)
     lora: LoraConfig = field(default_factory=LoraConfig)
     #: dtype of the trainable parameters and the AdamW state (fp32 master weights). bfloat16
     #: here rounds away most updates at lr 1e-6.
@@ -259,6 +274,13 @@ class Config:
         for t in self.selfplay.task_types:
             if t not in TASK_TYPES:
                 raise ConfigError(f"selfplay.task_types: unknown task type {t!r}")
+        fw = self.model.format_warmup
+        if fw.steps < 0 or fw.batch_size < 1 or fw.lr < 0:
+            raise ConfigError("model.format_warmup: steps >= 0, batch_size >= 1 and lr >= 0")
+        if fw.steps and self.model.name_or_path == "tiny":
+            raise ConfigError(
+                "model.format_warmup is for pretrained models; the tiny model uses model.tiny.warmup_steps"
+            )
         for name in ("dtype", "param_dtype"):
             if getattr(self.model, name) not in _DTYPE_NAMES:
                 raise ConfigError(f"model.{name} must be one of {', '.join(_DTYPE_NAMES)}")

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 import yaml
 
-from azr_trainer import checkpoint, parallel
+from azr_trainer import checkpoint, parallel, warmup
 from azr_trainer.backends import make_backend
 from azr_trainer.buffers import Buffers
 from azr_trainer.config import Config, ConfigError
@@ -21,7 +21,7 @@ from azr_trainer.heldout import HeldOutEvaluator
 from azr_trainer.metrics import MetricsSink, summarize
 from azr_trainer.modeling import load_policy
 from azr_trainer.parallel import LocalRuntime, Runtime
-from azr_trainer.precision import check_trainable, to_dtype
+from azr_trainer.precision import autocast, check_trainable, to_dtype
 from azr_trainer.selfplay import Rollout, SelfPlay, Verifier
 from azr_trainer.timing import PhaseTimer
 from azr_trainer.update import TrainSample, ppo_update
@@ -128,9 +128,43 @@ class Trainer:
             self.load(path)
             log.info("resumed from %s at step %d", path, self.step)
         else:
+            if self.cfg.model.format_warmup.steps:
+                self.format_warmup()
             self.selfplay.seed()
             self.selfplay.seed_pass()
             self.timer.reset()
+
+    def format_warmup(self) -> list[float]:
+        """`model.format_warmup`: supervised steps on well-formed demonstrations before the
+        first self-play step (a fresh start only: a resumed run's checkpoint holds them)."""
+        fw, sp = self.cfg.model.format_warmup, self.cfg.selfplay
+        if self.rt.world_size > 1:
+            raise ConfigError(
+                "model.format_warmup runs in one process: warm up once, then launch from its weights"
+            )
+        started = time.monotonic()
+        with torch.random.fork_rng(devices=[]), autocast(self.device, self.compute_dtype):
+            torch.manual_seed(self.cfg.train.seed)
+            losses = warmup.supervised_warmup(
+                self.model,
+                self.tokenizer,
+                steps=fw.steps,
+                lr=fw.lr,
+                num_references=sp.num_references,
+                num_inputs=sp.induction_num_inputs,
+                seed=self.cfg.train.seed,
+                batch_size=fw.batch_size,
+                max_len=self.cfg.generation.max_prompt_tokens + self.cfg.generation.max_response_tokens,
+            )
+        self.model.train()
+        seconds = time.monotonic() - started
+        log.info(
+            "format warm-up: %d steps, loss %.3f -> %.3f, %.0f s", fw.steps, losses[0], losses[-1], seconds
+        )
+        if self.rt.is_main:
+            record = {"steps": fw.steps, "lr": fw.lr, "losses": losses, "seconds": round(seconds, 1)}
+            (self.out / "format_warmup.json").write_text(json.dumps(record))
+        return losses
 
     def save(self) -> Path | None:
         """Write a checkpoint (rank 0 only; the state is the same on every rank)."""
