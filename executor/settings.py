@@ -71,6 +71,11 @@ class CacheSettings(_Section):
         description="In-memory cache: most megabytes its entries hold (estimated; the oldest go first).",
     )
     ttl_s: int = Field(7 * 86400, ge=1, description="Queue mode: how long Redis keeps a cached result.")
+    redis_url: str | None = Field(
+        None,
+        description="Queue mode: the Redis of the result cache, best one with `maxmemory` and `allkeys-lru`; "
+        "unset: the queue's Redis, where nothing bounds the cache but `AZR_CACHE_TTL_S`.",
+    )
 
 
 class SandboxSettings(_Section):

@@ -27,7 +27,8 @@ def worker_engine() -> Engine:
 
             settings = get_settings()
             assert settings.queue.redis_url, "a worker needs AZR_REDIS_URL"
-            cache = RedisCache(Redis.from_url(settings.queue.redis_url), settings.cache.ttl_s)
+            cache_url = settings.cache.redis_url or settings.queue.redis_url
+            cache = RedisCache(Redis.from_url(cache_url), settings.cache.ttl_s)
             _engine = make_engine(settings, cache)
             _engine.start()
         return _engine

@@ -167,3 +167,20 @@ def test_job_stranded_between_dequeue_and_start_is_rescued(redis_url: str) -> No
         job = wait_job(service, job_id, timeout=90)
         assert job["status"] == "finished", job
         assert job["results"][0]["outputs"] == ["7"]
+
+
+def test_the_result_cache_can_live_in_a_redis_of_its_own(redis_url: str) -> None:
+    """AZR_CACHE_REDIS_URL: the workers' result cache goes there (a Redis with maxmemory and
+    allkeys-lru in the manifests), and none of it into the queue's Redis."""
+    program = f"def f(x):\n    return x * 3  # {uuid.uuid4().hex}"
+    body = {"tasks": [{"id": "c", "program": program, "inputs": ["1", "2"]}]}
+    with persistent_redis() as cache_redis:
+        with running_service(
+            workers=1, AZR_REDIS_URL=redis_url, AZR_CACHE_REDIS_URL=cache_redis.url
+        ) as service:
+            first = httpx.post(service.url + "/v1/validate", json=body, timeout=60).json()["results"][0]
+            second = httpx.post(service.url + "/v1/validate", json=body, timeout=60).json()["results"][0]
+        assert first["outputs"] == second["outputs"] == ["3", "6"]
+        keys = redis.Redis.from_url(cache_redis.url).keys("azr:cache:*")
+        assert len(keys) == 2  # one per input
+        assert redis.Redis.from_url(redis_url).exists(*keys) == 0
