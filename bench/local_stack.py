@@ -118,6 +118,7 @@ class RedisServer:
     port: int
     directory: str
     process: subprocess.Popen[bytes] | None = None
+    extra_args: tuple[str, ...] = ()  # after the defaults: a later option wins
 
     @property
     def url(self) -> str:
@@ -139,6 +140,7 @@ class RedisServer:
                 "always",
                 "--save",
                 "",
+                *self.extra_args,
             ],
             stdout=subprocess.DEVNULL,
         )
@@ -156,13 +158,16 @@ class RedisServer:
 
 
 @contextmanager
-def persistent_redis() -> Iterator[RedisServer]:
+def persistent_redis(*extra_args: str) -> Iterator[RedisServer]:
+    """A private `redis-server` on a free port (AOF, appendfsync always), with `extra_args`
+    after the defaults (for example an LRU cache: `--maxmemory 64mb --maxmemory-policy
+    allkeys-lru --appendonly no`)."""
     if shutil.which("redis-server") is None:
         import pytest
 
         pytest.skip("redis-server is not installed (make setup installs it)")
     directory = tempfile.mkdtemp(prefix="azr-redis-")
-    server = RedisServer(free_port(), directory)
+    server = RedisServer(free_port(), directory, extra_args=extra_args)
     server.start()
     try:
         yield server

@@ -53,6 +53,13 @@ def main() -> int:
         metavar="AZR_NAME=VALUE",
         help="a service setting for the API and the workers, repeatable (e.g. AZR_CACHE_MAX_MB=32)",
     )
+    parser.add_argument(
+        "--cache-redis-mb",
+        type=int,
+        default=64,
+        help="queue mode: the result cache in a second Redis with this maxmemory and allkeys-lru, "
+        "as the shipped deployments run it; 0: in the queue's Redis (default 64)",
+    )
     parser.add_argument("--json", dest="json_out", help="also write the report to this file")
     args = parser.parse_args()
 
@@ -70,6 +77,7 @@ def main() -> int:
         parser.error(f"--set takes AZR_NAME=VALUE, not {bad[0]!r}")
     report = run_soak(
         service_env=settings,
+        cache_redis_mb=args.cache_redis_mb or None,
         minutes=args.minutes,
         sample_s=args.sample,
         workers=args.workers if args.mode == "queue" else 0,

@@ -342,7 +342,10 @@ class QueueBackend:
             raw = pipe.execute()
         return [value.decode() if value is not None else None for value in raw]
 
-    def _gather(self, request_id: str) -> JobView | None:
+    def _gather(self, request_id: str, forget: bool = False) -> JobView | None:
+        """The request's state, with its results once every chunk finished. `forget`: then
+        delete its chunks and record from Redis (a synchronous request, whose id never left
+        the API: nobody can ask for it again, so it need not wait out AZR_JOB_RESULT_TTL_S)."""
         from rq.job import Job, JobStatus
 
         meta: dict[bytes, bytes] = self.redis.hgetall(f"azr:request:{request_id}")  # type: ignore[assignment]
@@ -369,12 +372,15 @@ class QueueBackend:
         if all(s == "finished" for s in statuses):
             # Every chunk is done: fetch the results, once.
             results: list[dict[str, Any]] = []
-            for job_id, job in zip(job_ids, Job.fetch_many(job_ids, connection=self.redis), strict=True):
+            jobs = Job.fetch_many(job_ids, connection=self.redis)
+            for job_id, job in zip(job_ids, jobs, strict=True):
                 if job is None or job.get_status(refresh=False) != JobStatus.FINISHED:
                     view.update(status="failed", detail=f"chunk {job_id} expired or was lost")
                     return view
                 results.extend(job.return_value(refresh=False) or [])
             view.update(status="finished", results=results)
+            if forget:
+                self._delete(request_id, [job for job in jobs if job is not None])
         elif "queued" not in statuses and "running" not in statuses:
             view["status"] = "failed"
         elif "running" in statuses or "finished" in statuses:
@@ -394,7 +400,7 @@ class QueueBackend:
             await asyncio.sleep(delay)
             delay = min(delay * 1.3, 0.025)
             try:
-                view = await asyncio.to_thread(self._poll, request_id)
+                view = await asyncio.to_thread(self._poll, request_id, True)
             except REDIS_DOWN as exc:  # accepted: wait for Redis to come back
                 log.warning("redis unavailable while waiting for %s: %s", request_id, exc)
                 delay = 0.5
@@ -407,9 +413,20 @@ class QueueBackend:
                 return self._fill_failed(request_id, payload)
         raise DeadlineExceeded(request_id)
 
-    def _poll(self, request_id: str) -> JobView | None:
+    def _poll(self, request_id: str, forget: bool = False) -> JobView | None:
         self._cleanup_abandoned()
-        return self._gather(request_id)
+        return self._gather(request_id, forget)
+
+    def _delete(self, request_id: str, jobs: list[Any]) -> None:
+        """Best effort: what is left expires with its TTL anyway."""
+        try:
+            with self.redis.pipeline(transaction=False) as pipe:
+                for job in jobs:
+                    job.delete(pipeline=pipe, remove_from_queue=False)
+                pipe.delete(f"azr:request:{request_id}")
+                pipe.execute()
+        except REDIS_DOWN as exc:
+            log.debug("could not delete the finished request %s: %s", request_id, exc)
 
     def _fill_failed(self, request_id: str, payload: Payload) -> list[dict[str, Any]]:
         """Chunks that failed after every retry: their tasks get `sandbox_error` verdicts."""

@@ -71,6 +71,8 @@ class SoakReport:
         last = self.samples[-1].stats
         growth = {}
         for key, stat in last.items():
+            if key.startswith("redis"):  # its clients' connections, not the service's files
+                continue
             before = [s.stats[key].fds for s in first_half if key in s.stats]
             if before:
                 growth[key] = stat.fds - max(before)
@@ -81,7 +83,14 @@ class SoakReport:
         out = []
         if self.lost or self.server_errors:
             out.append(f"{self.lost} lost or wrong results, {self.server_errors} 5xx answers")
-        steep = {k: round(v, 1) for k, v in self.late_slopes_mb_per_h.items() if v >= slope_limit}
+        # The service's own processes. The Redis servers are sampled and reported, not judged:
+        # the queue's keeps finished jobs for AZR_JOB_RESULT_TTL_S (an hour) and the cache's
+        # fills up to its maxmemory, so both grow by design for longer than a soak's first half.
+        steep = {
+            k: round(v, 1)
+            for k, v in self.late_slopes_mb_per_h.items()
+            if v >= slope_limit and not k.startswith("redis")
+        }
         if steep:
             out.append(f"memory slope >= {slope_limit} MB/h: {steep}")
         first, last = self.samples[0], self.samples[-1]
@@ -101,7 +110,7 @@ class SoakReport:
             f"{self.load_dependent} load-dependent (a slow seed's timeout/output_limit/memory_limit differing between runs)",
             "",
             f"{'t min':>6} {'req':>5} {'p50 ms':>8} {'p99 ms':>8} {'API MB':>7} {'workers MB':>14} "
-            f"{'zygotes MB':>13} {'fds api/w/z':>13} {'procs':>5} {'kids':>4} {'ctrs':>4}",
+            f"{'zygotes MB':>13} {'fds api/w/z':>13} {'procs':>5} {'kids':>4} {'ctrs':>4} {'redis MB q/c':>13}",
         ]
         for s in self.samples:
             workers = [v for k, v in s.stats.items() if k.startswith("w") and "." not in k]
@@ -113,6 +122,7 @@ class SoakReport:
                 f"{_span([w.rss_mb for w in workers]):>14} {_span([z.rss_mb for z in zygotes]):>13} "
                 f"{(api.fds if api else -1):>4}/{_span([w.fds for w in workers], 0)}/{_span([z.fds for z in zygotes], 0)}"
                 f" {s.processes:>5} {s.in_flight_children:>4} {('-' if s.containers is None else s.containers):>4}"
+                f" {_redis_mb(s):>13}"
             )
         lines += ["", "RSS slope by process, MB/hour (least squares): all samples, second half"]
         for key, slope in sorted(self.slopes_mb_per_h.items()):
@@ -128,6 +138,11 @@ class SoakReport:
         misses = self.misses()
         lines.append("targets: " + ("all met" if not misses else "MISSED: " + "; ".join(misses)))
         return "\n".join(lines)
+
+
+def _redis_mb(sample: Sample) -> str:
+    parts = [sample.stats.get(name) for name in ("redis", "redis-cache")]
+    return "/".join("-" if p is None else f"{p.rss_mb:.1f}" for p in parts)
 
 
 def _span(values: list[float], digits: int = 1) -> str:
@@ -228,7 +243,10 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def _sample(api_pid: int, worker_pids: list[int], t_s: float, latencies: list[float]) -> Sample:
+def _sample(
+    api_pid: int, worker_pids: list[int], t_s: float, latencies: list[float], others: dict[str, int]
+) -> Sample:
+    """`others`: more processes to sample by name (the Redis servers); not counted in `processes`."""
     stats: dict[str, procs.ProcStat] = {}
     api = procs.stat(api_pid)
     in_flight = 0
@@ -249,13 +267,18 @@ def _sample(api_pid: int, worker_pids: list[int], t_s: float, latencies: list[fl
             if zygote is not None:
                 stats[f"w{index}.z{zygote_pid}"] = zygote
                 in_flight += len(procs.descendants(zygote_pid))
+    processes = len(stats)
+    for name, pid in others.items():
+        other = procs.stat(pid)
+        if other is not None:
+            stats[name] = other
     return Sample(
         t_s=t_s,
         requests=len(latencies),
         p50_ms=_percentile(latencies, 0.5),
         p99_ms=_percentile(latencies, 0.99),
         stats=stats,
-        processes=len(stats),
+        processes=processes,
         in_flight_children=in_flight,
         containers=procs.sandbox_containers(worker_pids),
     )
@@ -273,20 +296,43 @@ def run_soak(
     backend: str = "local",
     on_sample: Any = None,
     service_env: dict[str, str] | None = None,
+    cache_redis_mb: int | None = 64,
 ) -> SoakReport:
     """Run the soak; see the module's docstring. `on_sample(sample)` is called as samples come.
     `workers=0`: embedded mode (no Redis; the API runs the sandboxes). `service_env`: more
-    `AZR_*` settings for the API and the workers."""
+    `AZR_*` settings for the API and the workers. `cache_redis_mb`: queue mode's result cache
+    in a second Redis with that `maxmemory` and `allkeys-lru` (as the shipped deployments run
+    it); None: in the queue's Redis. The Redis servers are sampled like the service's processes."""
     from bench.local_stack import persistent_redis, running_service
 
     rng = random.Random(seed)
     expect = Expectations()
     mix = Mix(load_seeds(), expect, rng)
+    redis_pids: dict[str, int] = {}
     with contextlib.ExitStack() as stack:
         if workers:
-            redis_url = stack.enter_context(persistent_redis()).url
+            queue_redis = stack.enter_context(persistent_redis())
+            assert queue_redis.process is not None
+            redis_pids["redis"] = queue_redis.process.pid
+            cache_env = {}
+            if cache_redis_mb:  # the result cache in an LRU Redis of its own, as the manifests run it
+                lru = (
+                    "--maxmemory",
+                    f"{cache_redis_mb}mb",
+                    "--maxmemory-policy",
+                    "allkeys-lru",
+                    "--appendonly",
+                    "no",
+                )
+                cache_redis = stack.enter_context(persistent_redis(*lru))
+                assert cache_redis.process is not None
+                redis_pids["redis-cache"] = cache_redis.process.pid
+                cache_env["AZR_CACHE_REDIS_URL"] = cache_redis.url
             running = running_service(
-                workers, settings=service_env, AZR_REDIS_URL=redis_url, AZR_SANDBOX_BACKEND=backend
+                workers,
+                settings={**cache_env, **(service_env or {})},
+                AZR_REDIS_URL=queue_redis.url,
+                AZR_SANDBOX_BACKEND=backend,
             )
         else:
             running = running_service(settings=service_env, AZR_SANDBOX_BACKEND=backend)
@@ -299,7 +345,7 @@ def run_soak(
         worker_pids = [w.pid for w in service.workers]
         started = time.monotonic()
         last = started
-        samples = [_sample(service.api.pid, worker_pids, 0.0, [])]
+        samples = [_sample(service.api.pid, worker_pids, 0.0, [], redis_pids)]
         if on_sample:
             on_sample(samples[-1])
         next_epoch = started + miss_every_s
@@ -313,7 +359,9 @@ def run_soak(
                 next_epoch += miss_every_s
             if now >= last + sample_s or now >= end:
                 samples.append(
-                    _sample(service.api.pid, worker_pids, now - started, load.latencies_since(last))
+                    _sample(
+                        service.api.pid, worker_pids, now - started, load.latencies_since(last), redis_pids
+                    )
                 )
                 last = now
                 if on_sample:

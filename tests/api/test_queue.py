@@ -184,3 +184,35 @@ def test_the_result_cache_can_live_in_a_redis_of_its_own(redis_url: str) -> None
         keys = redis.Redis.from_url(cache_redis.url).keys("azr:cache:*")
         assert len(keys) == 2  # one per input
         assert redis.Redis.from_url(redis_url).exists(*keys) == 0
+
+
+def test_a_synchronous_request_leaves_nothing_in_the_queue_redis() -> None:
+    """Once /v1/validate or /v1/verify answered, their chunks and record are deleted: only a
+    `wait=false` job keeps its results for AZR_JOB_RESULT_TTL_S (the queue's Redis would otherwise
+    hold an hour of traffic)."""
+    body = {
+        "tasks": [
+            {"id": f"t{i}", "program": "def f(x):\n    return -x", "inputs": [str(i)]} for i in range(40)
+        ]
+    }
+    with persistent_redis() as server:
+        with running_service(workers=1, AZR_REDIS_URL=server.url) as service:
+            for _ in range(3):
+                response = httpx.post(service.url + "/v1/validate", json=body, timeout=60)
+                assert response.status_code == 200 and len(response.json()["results"]) == 40
+            submitted = httpx.post(service.url + "/v1/validate?wait=false", json=body, timeout=60)
+            assert submitted.status_code == 202, submitted.text
+            job_id = submitted.json()["job_id"]
+            for _ in range(200):
+                view = httpx.get(f"{service.url}/v1/jobs/{job_id}", timeout=10).json()
+                if view["status"] == "finished":
+                    break
+                time.sleep(0.05)
+            assert view["status"] == "finished"
+            again = httpx.get(f"{service.url}/v1/jobs/{job_id}", timeout=10).json()
+            assert again["status"] == "finished"  # an async job's results stay for its TTL
+        client = redis.Redis.from_url(server.url)
+        records = client.keys("azr:request:*")
+        assert [r.decode() for r in records] == [f"azr:request:{job_id}"]
+        jobs = {k.decode() for k in client.keys("rq:job:*")}
+        assert jobs and all(key.startswith(f"rq:job:{job_id}-") for key in jobs), jobs
