@@ -1,8 +1,9 @@
 """deploy/k8s, validated offline: every YAML document parses and holds together (kinds, names,
-labels, selectors, ports, the Redis URL), the kustomizations build (`kubectl kustomize`), the
-result validates against the Kubernetes schemas (`kubernetes-validate --strict`), and checkov
-finds nothing that is not skipped with a reason. `kubectl apply --dry-run=client` is not used:
-it needs a cluster to discover its resource types, even on the client side.
+labels, selectors, ports, the Redis URLs, the queue's noeviction Redis apart from the result
+cache's LRU Redis), the kustomizations build (`kubectl kustomize`), the result validates against
+the Kubernetes schemas (`kubernetes-validate --strict`), and checkov finds nothing that is not
+skipped with a reason. `kubectl apply --dry-run=client` is not used: it needs a cluster to
+discover its resource types, even on the client side.
 
 The tools come from `.tools/` (scripts/bootstrap.sh test installs them there, pinned) or PATH;
 a test whose tool is missing skips and says so."""
@@ -65,6 +66,27 @@ def env(workload: dict[str, Any]) -> dict[str, Any]:
     return {e["name"]: e.get("value", e.get("valueFrom")) for e in container(workload).get("env", [])}
 
 
+def arg(workload: dict[str, Any], flag: str) -> str:
+    args: list[str] = container(workload)["args"]
+    assert args.count(flag) == 1, f"{workload['metadata']['name']}: {flag} given {args.count(flag)} times"
+    return args[args.index(flag) + 1]
+
+
+def redis_bytes(size: str) -> int:
+    """Redis' memory units: 1gb = 1024**3 bytes, 1g = 10**9 (redis.conf)."""
+    units = {"b": 1, "k": 10**3, "kb": 2**10, "m": 10**6, "mb": 2**20, "g": 10**9, "gb": 2**30}
+    number = size.rstrip("bBkKmMgG")
+    return int(number) * units[size[len(number) :].lower() or "b"]
+
+
+def k8s_bytes(quantity: str) -> int:
+    units = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "K": 10**3, "k": 10**3, "M": 10**6, "G": 10**9}
+    for suffix, factor in units.items():
+        if quantity.endswith(suffix):
+            return int(quantity[: -len(suffix)]) * factor
+    return int(quantity)
+
+
 # ----------------------------------------------------------------------------- structure
 
 
@@ -95,7 +117,7 @@ def test_base_kustomization_lists_every_base_file() -> None:
 
 def test_selectors_match_pod_labels_and_services_find_their_pods() -> None:
     workloads = {(d["kind"], d["metadata"]["name"]): d for d in base_resources() if d["kind"] in WORKLOADS}
-    assert {name for _, name in workloads} == {"api", "worker", "redis"}
+    assert {name for _, name in workloads} == {"api", "worker", "redis", "redis-cache"}
     for (kind, name), workload in workloads.items():
         selector = workload["spec"]["selector"]["matchLabels"]
         labels = workload["spec"]["template"]["metadata"]["labels"]
@@ -141,7 +163,7 @@ def test_every_container_is_bounded_probed_and_locked_down() -> None:
             t["metadata"]["name"] for t in workload["spec"].get("volumeClaimTemplates", [])
         }
         assert mounted <= declared, f"{name} mounts volumes it does not declare: {mounted - declared}"
-        if name != "worker":  # the api and Redis meet the `restricted` standard
+        if name != "worker":  # the api and both Redis meet the `restricted` standard
             assert (
                 spec["securityContext"]["runAsNonRoot"] is True
                 and spec["securityContext"]["runAsUser"] >= 10000
@@ -182,6 +204,29 @@ def test_redis_is_persistent_and_everyone_finds_it() -> None:
         assert env(by_kind("Deployment")[name])["AZR_REDIS_URL"] == "redis://redis:6379/0"
 
 
+def test_the_result_cache_has_a_bounded_lru_redis_of_its_own() -> None:
+    """The queue's Redis must not evict (a lost job), so it must not hold the result cache,
+    which grows with every new program: the workers put it in redis-cache, an LRU Redis whose
+    `maxmemory` sits well below its container's memory limit, with nothing persisted."""
+    cache = by_kind("Deployment")["redis-cache"]
+    assert cache["spec"]["replicas"] == 1
+    assert arg(cache, "--maxmemory-policy") == "allkeys-lru"
+    assert arg(cache, "--appendonly") == "no" and arg(cache, "--save") == ""
+    maxmemory = redis_bytes(arg(cache, "--maxmemory"))
+    limit = k8s_bytes(container(cache)["resources"]["limits"]["memory"])
+    assert 0 < maxmemory <= 0.8 * limit, (maxmemory, limit)  # room for fragmentation and buffers
+    assert "volumes" not in pod_spec(cache) and "volumeMounts" not in container(cache)
+    service = by_kind("Service")["redis-cache"]
+    assert [(p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [(6379, "redis")]
+    deployments = by_kind("Deployment")
+    assert env(deployments["worker"])["AZR_CACHE_REDIS_URL"] == "redis://redis-cache:6379/0"
+    assert "AZR_CACHE_REDIS_URL" not in env(deployments["api"])  # the API keeps no result cache
+    # The queue's Redis is still the one that refuses writes rather than lose a job.
+    queue = by_kind("StatefulSet")["redis"]
+    assert arg(queue, "--maxmemory-policy") == "noeviction"
+    assert "--maxmemory" not in container(queue)["args"]
+
+
 def test_workers_scale_on_the_rq_queue() -> None:
     [scaled] = by_kind("ScaledObject").values()
     target = scaled["spec"]["scaleTargetRef"]
@@ -208,6 +253,31 @@ def test_network_policies_wall_off_redis_and_the_workers() -> None:
     worker_egress = policies["worker"]["spec"]["egress"]
     assert {port["port"] for rule in worker_egress for port in rule["ports"]} == {6379, 53}
 
+    # The result cache's Redis: workers in, nothing else (no namespace or address peers).
+    cache = policies["redis-cache"]["spec"]
+    assert cache["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "redis-cache"
+    assert cache["policyTypes"] == ["Ingress"]
+    [rule] = cache["ingress"]
+    assert rule["from"] == [
+        {
+            "podSelector": {
+                "matchLabels": {NAME_LABEL[0]: NAME_LABEL[1], "app.kubernetes.io/component": "worker"}
+            }
+        }
+    ]
+    assert rule["ports"] == [{"port": 6379, "protocol": "TCP"}]
+
+    def egress_to(policy: str) -> set[tuple[str, int]]:
+        return {
+            (peer["podSelector"]["matchLabels"]["app.kubernetes.io/component"], port["port"])
+            for rule in policies[policy]["spec"]["egress"]
+            for peer in rule.get("to", [])
+            for port in rule["ports"]
+        }
+
+    assert egress_to("worker") == {("redis", 6379), ("redis-cache", 6379)}
+    assert egress_to("api") == {("redis", 6379)}
+
 
 # ----------------------------------------------------------------------------- tools
 
@@ -224,10 +294,14 @@ def built(directory: Path) -> list[dict[str, Any]]:
 def test_kustomizations_build_and_validate_against_the_schemas(directory: Path, tmp_path: Path) -> None:
     resources = built(directory)
     kinds = sorted(d["kind"] for d in resources)
-    assert kinds.count("Deployment") == 2 and "StatefulSet" in kinds and "ScaledObject" in kinds
+    assert kinds.count("Deployment") == 3 and "StatefulSet" in kinds and "ScaledObject" in kinds
     assert all(d["metadata"].get("namespace") == NAMESPACE for d in resources if d["kind"] != "Namespace")
     images = {c["image"] for d in resources if d["kind"] in WORKLOADS for c in pod_spec(d)["containers"]}
     assert images == {"azr/service:0.1.0", "azr/redis:0.1.0"}
+    workloads = {d["metadata"]["name"]: d for d in resources if d["kind"] in WORKLOADS}
+    assert arg(workloads["redis"], "--maxmemory-policy") == "noeviction"
+    assert arg(workloads["redis-cache"], "--maxmemory-policy") == "allkeys-lru"
+    assert env(workloads["worker"])["AZR_CACHE_REDIS_URL"] == "redis://redis-cache:6379/0"
     rendered = tmp_path / "rendered.yaml"
     rendered.write_text(yaml.safe_dump_all(resources))
     done = subprocess.run(

@@ -1,5 +1,6 @@
 """End to end: the docker-compose stack up, a 1,000-task batch through the API while the
-workers scale 1 -> 3 -> 1, every verdict back, nothing left behind.
+workers scale 1 -> 3 -> 1, every verdict back, nothing left behind; the workers' result cache
+in `redis-cache` (a bounded LRU Redis), not in the queue's `redis`.
 
 Needs Docker, docker-compose and the images from sandbox_images/build; skips loudly otherwise.
 Slow (about two minutes on 2 cores): marked e2e and slow as well as docker.
@@ -213,6 +214,35 @@ def test_batch_through_the_api_while_workers_scale(stack: dict[str, Any], docker
     assert ours and all(c.labels["azr.owner.container"] in running_workers for c in ours), [
         (c.name, c.labels.get("azr.owner.container", "")[:12]) for c in ours
     ]
+
+
+def test_the_result_cache_lives_in_its_own_lru_redis(stack: dict[str, Any]) -> None:
+    import httpx
+
+    def redis_cli(service: str, *args: str) -> list[str]:
+        done = _compose("exec", "-T", service, "redis-cli", *args, env=stack["env"], timeout=60)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.split()
+
+    program = f"def f(x):\n    return [x, {os.getpid()}, 'cache check']"  # a program no test ran
+    reply = httpx.post(
+        f"{stack['base']}/v1/validate",
+        json={"tasks": [{"id": "cache", "program": program, "inputs": ["1"]}]},
+        timeout=120,
+    )
+    assert reply.status_code == 200 and reply.json()["results"][0]["valid"], reply.text
+    assert redis_cli("redis-cache", "config", "get", "maxmemory-policy") == [
+        "maxmemory-policy",
+        "allkeys-lru",
+    ]
+    assert redis_cli("redis-cache", "config", "get", "maxmemory") == ["maxmemory", str(512 * 2**20)]
+    assert redis_cli("redis-cache", "config", "get", "appendonly") == ["appendonly", "no"]
+    assert redis_cli("redis", "config", "get", "maxmemory-policy") == ["maxmemory-policy", "noeviction"]
+    assert redis_cli("redis", "config", "get", "appendonly") == ["appendonly", "yes"]
+    assert redis_cli("redis-cache", "--scan", "--pattern", "azr:cache:*"), "no result cached in redis-cache"
+    assert redis_cli("redis", "--scan", "--pattern", "azr:cache:*") == [], (
+        "results cached in the queue's Redis"
+    )
 
 
 def test_prometheus_scrapes_api_and_workers(stack: dict[str, Any]) -> None:
