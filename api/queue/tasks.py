@@ -28,7 +28,9 @@ def worker_engine() -> Engine:
             settings = get_settings()
             assert settings.queue.redis_url, "a worker needs AZR_REDIS_URL"
             cache_url = settings.cache.redis_url or settings.queue.redis_url
-            cache = RedisCache(Redis.from_url(cache_url), settings.cache.ttl_s)
+            # Short timeouts: a cache Redis that hangs costs a miss, never a stalled worker.
+            cache_redis = Redis.from_url(cache_url, socket_timeout=2.0, socket_connect_timeout=2.0)
+            cache = RedisCache(cache_redis, settings.cache.ttl_s)
             _engine = make_engine(settings, cache)
             _engine.start()
         return _engine
