@@ -111,3 +111,22 @@ def test_compact_prompts_hold_the_task() -> None:
     abd = prompts.solve_prompt("abduction", t, "compact")
     assert f"```output\n{t.output}\n```" in abd and "```input" not in abd
     assert len(ded) < len(prompts.solve_prompt("deduction", t)) / 3
+
+
+def test_every_demonstration_fits_in_the_presets_response_budget() -> None:
+    """A response longer than generation.max_response_tokens is cut off and is a format error:
+    with 40 tokens every induction proposal (50-58 tokens) failed, so that role never learned."""
+    from azr_trainer import tiny
+
+    cfg = load_config(preset="toy")
+    family = toy.family_from_config(cfg.toy)
+    sp, style = cfg.selfplay, cfg.generation.prompt_style
+    tokenizer = tiny.train_tokenizer(
+        toy.tokenizer_corpus(family, sp.num_references, sp.induction_num_inputs, style),
+        cfg.model.tiny.vocab_size,
+    )
+    pairs = toy.demonstrations(
+        family, 600, random.Random(3), sp.num_references, sp.induction_num_inputs, style, cfg.toy.demo_answers
+    )
+    longest = max(len(tokenizer(response)["input_ids"]) + 1 for _, response in pairs)  # + EOS
+    assert longest <= cfg.generation.max_response_tokens, longest
