@@ -223,7 +223,11 @@ class AuditSettings(_Section):
     dir: str = Field(".azr-audit", description="Embedded mode's audit store and queue mode's query index.")
     sample_ok: float = Field(0.01, ge=0, le=1, description="Fraction of ok verdicts recorded.")
     sample_wrong: float = Field(0.0, ge=0, le=1, description="Fraction of wrong verdicts recorded.")
-    max_records: int = Field(1_000_000, ge=1, description="Retention by count.")
+    max_records: int = Field(
+        200_000,
+        ge=1,
+        description="Retention by count (queue mode keeps them in the queue's Redis: up to ~10 KB each, ~1.4 KB typical).",
+    )
     retention_days: float = Field(14.0, gt=0, description="Retention by age.")
     stream: str = Field("azr:audit", min_length=1, description="Queue mode: the Redis stream of records.")
     max_program_chars: int = Field(8000, ge=100, description="Longest program text kept in a record.")
