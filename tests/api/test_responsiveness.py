@@ -37,5 +37,12 @@ def test_healthz_answers_quickly_while_a_lambda_bomb_is_checked(embedded: Servic
         bombs.join()
     assert verdicts == ["forbidden"] * 8
     worst = max(latencies)
-    print(f"/healthz during the lambda bomb: {len(latencies)} polls, worst {worst * 1000:.1f} ms")
-    assert worst < 0.5, f"/healthz took {worst * 1000:.0f} ms while a big program was checked"
+    typical = sorted(latencies)[int(0.95 * (len(latencies) - 1))]
+    print(
+        f"/healthz during the lambda bomb: {len(latencies)} polls, p95 {typical * 1000:.1f} ms, worst {worst * 1000:.1f} ms"
+    )
+    # The checks on the event loop made one poll wait out the whole check (8 s). A loaded CI
+    # machine can delay a single poll by half a second (555 ms seen at load 10 on 2 cores), so
+    # the bound on the worst poll is 2 s, and most polls must still be quick.
+    assert worst < 2.0, f"/healthz took {worst * 1000:.0f} ms while a big program was checked"
+    assert typical < 0.25, f"/healthz p95 {typical * 1000:.0f} ms while a big program was checked"
