@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -64,3 +66,56 @@ def test_demo_command_end_to_end(tmp_path: Path) -> None:
     control_cfg = (out / "control" / "config.yaml").read_text()
     assert "lr: 0.0" in control_cfg
     assert "held-out accuracy at step 2" in proc.stdout
+
+
+def _descendants(pid: int) -> set[int]:
+    found: set[int] = set()
+    stack = [pid]
+    while stack:
+        parent = stack.pop()
+        for task in Path(f"/proc/{parent}/task").glob("*"):
+            try:
+                kids = {int(c) for c in (task / "children").read_text().split()}
+            except OSError:
+                continue
+            stack += list(kids - found)
+            found |= kids
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "\nState:\tZ" not in status
+
+
+def test_sigterm_stops_both_runs_and_the_embedded_service(tmp_path: Path) -> None:
+    """`azr-train demo` killed with SIGTERM leaves nothing running: its two training runs and
+    the service it started (with the service's sandboxes) all stop with it."""
+    out = tmp_path / "demo"
+    exe = Path(sys.executable).parent / "azr-train"
+    cmd = [str(exe), "demo", "--out", str(out), "--steps", "500", "--no-progress"]
+    for s in ["model.tiny.warmup_steps=2", "model.tiny.hidden_size=32", "model.tiny.num_layers=1"]:
+        cmd += ["--set", s]
+    env = dict(os.environ, AZR_TINY_CACHE="off")
+    env.pop("AZR_REDIS_URL", None)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    try:
+        deadline = time.monotonic() + 300
+        while not all((out / run / "metrics.jsonl").exists() for run in ("trained", "control")):
+            assert proc.poll() is None and time.monotonic() < deadline, "the demo did not start its runs"
+            time.sleep(0.5)
+        started = _descendants(proc.pid)
+        assert len(started) >= 3  # the service and both runs, at least
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=90) == 128 + signal.SIGTERM
+        deadline = time.monotonic() + 30
+        while (left := {pid for pid in started if _alive(pid)}) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not left, f"left running after SIGTERM: {sorted(left)}"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

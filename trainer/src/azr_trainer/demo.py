@@ -14,8 +14,10 @@ import json
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -139,9 +141,14 @@ def _run_both(cfgs: dict[str, Config], opts: DemoOptions, url: str) -> None:
                 ev = read_jsonl(Path(cfg.train.output_dir) / "eval.jsonl")
                 if ev and "eval/toy" in ev[-1]:
                     bars[name].set_postfix(heldout=f"{ev[-1]['eval/toy']:.2f}")
-    except KeyboardInterrupt:
+    except BaseException:  # Ctrl-C, SIGTERM (SystemExit, see run_demo), or an error here
         for p in procs.values():
             p.terminate()
+        for p in procs.values():
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
         raise
     finally:
         for name in procs:
@@ -154,6 +161,10 @@ def _run_both(cfgs: dict[str, Config], opts: DemoOptions, url: str) -> None:
         raise RuntimeError(f"demo run failed: {details}")
 
 
+def _exit_on_sigterm(signum: int, _frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
 def run_demo(opts: DemoOptions) -> dict[str, Any]:
     """Run both, write the outputs, return the summary."""
     from azr_trainer.service_process import EmbeddedService
@@ -161,6 +172,11 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
     opts.out.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
     with contextlib.ExitStack() as stack:
+        if threading.current_thread() is threading.main_thread():
+            # SIGTERM unwinds like Ctrl-C: both runs and the embedded service are stopped,
+            # not left running without their parent.
+            previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+            stack.callback(signal.signal, signal.SIGTERM, previous)
         url = opts.service_url
         if url is None:
             url = stack.enter_context(EmbeddedService(opts.out / "service.log")).url
