@@ -93,3 +93,15 @@ def tiny_tokenizer():
     from azr_trainer import tiny, warmup
 
     return tiny.train_tokenizer(warmup.tokenizer_corpus(4), 512)
+
+
+@pytest.fixture()
+def saved_tiny(tiny_tokenizer, tmp_path: Path) -> Path:
+    """A small saved checkpoint standing in for a pretrained model (loaded by path, not `tiny`)."""
+    from azr_trainer.config import TinyModelConfig
+    from azr_trainer.tiny import build_tiny_model
+
+    model = build_tiny_model(TinyModelConfig(hidden_size=32, num_layers=1, num_heads=2), tiny_tokenizer)
+    model.save_pretrained(tmp_path / "m")
+    tiny_tokenizer.save_pretrained(tmp_path / "m")
+    return tmp_path / "m"

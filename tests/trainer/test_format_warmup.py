@@ -6,24 +6,14 @@ import json
 from pathlib import Path
 
 import pytest
-from azr_trainer.config import ConfigError, TinyModelConfig, load_config
-from azr_trainer.tiny import build_tiny_model
+from azr_trainer.config import ConfigError, load_config
 from azr_trainer.trainer import Trainer
 
 
-@pytest.fixture()
-def pretrained(tiny_tokenizer, tmp_path: Path) -> Path:
-    """A small saved checkpoint standing in for a pretrained model (loaded by path, not `tiny`)."""
-    model = build_tiny_model(TinyModelConfig(hidden_size=32, num_layers=1, num_heads=2), tiny_tokenizer)
-    model.save_pretrained(tmp_path / "m")
-    tiny_tokenizer.save_pretrained(tmp_path / "m")
-    return tmp_path / "m"
-
-
-def test_format_warmup_trains_the_policy_and_records_its_losses(pretrained: Path, tmp_path: Path) -> None:
+def test_format_warmup_trains_the_policy_and_records_its_losses(saved_tiny: Path, tmp_path: Path) -> None:
     cfg = load_config(
         overrides=[
-            f"model.name_or_path={pretrained}",
+            f"model.name_or_path={saved_tiny}",
             "model.device=cpu",
             "model.format_warmup.steps=4",
             "model.format_warmup.lr=1e-3",

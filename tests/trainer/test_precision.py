@@ -8,9 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 from azr_trainer import precision
-from azr_trainer.config import ConfigError, OptimConfig, TinyModelConfig, load_config
+from azr_trainer.config import ConfigError, OptimConfig, load_config
 from azr_trainer.modeling import load_policy
-from azr_trainer.tiny import build_tiny_model
 from azr_trainer.update import TrainSample, ppo_update
 
 OPT = OptimConfig(lr=1e-6, mini_batch_size=8, micro_batch_size=4, entropy_coef=0.0)
@@ -36,14 +35,6 @@ def _fraction_moved(model: torch.nn.Module, before: list[torch.Tensor]) -> float
         total += int(had_grad.sum())
     assert total > 1000
     return moved / total
-
-
-@pytest.fixture()
-def saved_tiny(tiny_tokenizer, tmp_path: Path) -> Path:
-    model = build_tiny_model(TinyModelConfig(hidden_size=32, num_layers=1, num_heads=2), tiny_tokenizer)
-    model.save_pretrained(tmp_path / "m")
-    tiny_tokenizer.save_pretrained(tmp_path / "m")
-    return tmp_path / "m"
 
 
 def _one_step(model: torch.nn.Module, pad_id: int, compute: torch.dtype) -> float:
